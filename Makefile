@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv when missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-fast lint demo replay benchmarks clean prometheus
+
+venv: $(STAMP)
+
+# torch first, pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a
+# multi-GB CUDA build (the Dockerfile is where that one belongs).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+prometheus:
+	@bash scripts/ensure-prometheus.sh
+
+lint: venv
+	$(VENV)/bin/ruff check training streaming service tests benchmarks
+
+test: venv prometheus lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not integration and not slow"
+
+demo: venv
+	$(VENV)/bin/perennial demo
+
+replay: venv
+	$(VENV)/bin/perennial replay agrawal-drift --json replay.json --plot replay.png
+
+clean:
+	rm -rf $(VENV) .perennial .pytest_cache

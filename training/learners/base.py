@@ -1,0 +1,118 @@
+"""The one protocol every learner speaks, River pipeline or PyTorch network.
+
+Why a protocol of our own rather than River's base class: the trainer, the evaluator, the
+registry and the service must treat a River pipeline and a PyTorch network the same way —
+predict before learning, clone an untrained twin, snapshot to bytes and back. River's
+`Classifier` gives the first two; the snapshot format differs per family (signed pickle for
+River, a `weights_only`-loadable archive for PyTorch), so it is part of this protocol.
+
+Features are a ``dict[str, float]``; labels are ``str`` or ``int`` (JSON-compatible).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+Label = str | int | bool
+Features = Mapping[str, float]
+
+
+class InvalidFeaturesError(ValueError):
+    """Raised when an input cannot be learned from or predicted on (NaN, infinity, non-number).
+
+    The message names the feature and the value so a caller can act on it.
+    """
+
+
+def check_features(x: Features) -> None:
+    """Refuse non-finite or non-numeric feature values with a clear error.
+
+    >>> check_features({"a": 1.0, "b": 2})
+    >>> check_features({"a": float("nan")})
+    Traceback (most recent call last):
+    ...
+    training.learners.base.InvalidFeaturesError: feature 'a' is nan; features must be finite numbers
+    """
+    for name, value in x.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidFeaturesError(
+                f"feature {name!r} is {type(value).__name__} {value!r}; features must be finite numbers"
+            )
+        if not math.isfinite(value):
+            raise InvalidFeaturesError(
+                f"feature {name!r} is {value!r}; features must be finite numbers"
+            )
+
+
+class Learner(abc.ABC):
+    """An incremental classifier: predict first, then learn (test-then-train).
+
+    Subclasses keep hyperparameters exactly as constructor arguments (see `params`) and
+    learned state elsewhere, so `clone()` yields an untrained twin.
+    """
+
+    #: Snapshot format tag stored by the registry: "pickle" (HMAC-signed before loading)
+    #: or "torch" (loaded with ``torch.load(weights_only=True)``).
+    snapshot_format: ClassVar[str] = "pickle"
+
+    #: Short family name used in metrics labels and reports ("logreg", "hat", "arf", "mlp").
+    name: str
+
+    @abc.abstractmethod
+    def predict_proba_one(self, x: Features) -> dict[Label, float]:
+        """Class probabilities for one event; empty dict before the first `learn_one`."""
+
+    @abc.abstractmethod
+    def learn_one(self, x: Features, y: Label) -> None:
+        """Update on one labeled event."""
+
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, enough to rebuild an untrained twin."""
+
+    @abc.abstractmethod
+    def clone(self) -> Learner:
+        """A fresh, untrained learner with the same hyperparameters."""
+
+    @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """Serialize learned state and hyperparameters (see `snapshot_format`)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_bytes(cls, data: bytes) -> Learner:
+        """Inverse of `to_bytes`. Callers verify integrity/signature before calling."""
+
+    # -- derived helpers; subclasses may override with faster batch forms --------------------
+
+    def predict_one(self, x: Features) -> Label | None:
+        proba = self.predict_proba_one(x)
+        if not proba:
+            return None
+        return max(proba, key=proba.__getitem__)
+
+    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
+        """Batch form used by serving; the default loops over `predict_proba_one`."""
+        return [self.predict_proba_one(x) for x in xs]
+
+    def learn_many(self, xs: Sequence[Features], ys: Sequence[Label]) -> None:
+        """Batch form used by offline training; the default loops over `learn_one`."""
+        for x, y in zip(xs, ys, strict=True):
+            self.learn_one(x, y)
+
+    @property
+    def classes(self) -> list[Label]:
+        """Labels seen so far (or fixed at construction)."""
+        return []
+
+    @property
+    def n_features_in(self) -> list[str]:
+        """Feature names the learner has seen, in a stable order (may be empty)."""
+        return []
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
