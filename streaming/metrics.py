@@ -1,0 +1,149 @@
+"""Every Prometheus metric Perennial exports, declared in one place.
+
+Names are a contract: dashboards (deploy/grafana) and alert rules (deploy/prometheus) are
+built on them, and a test checks that every name they use is declared here. Conventions:
+``perennial_`` prefix, base-unit suffixes (``_seconds``, ``_total``), few low-cardinality
+labels (``model``, ``version``, ``learner``, ``role``, ``reason``, ``result``).
+
+Metrics are grouped per process and bound to a ``CollectorRegistry`` passed in, so there is
+no module-level global: tests and benchmarks build as many independent sets as they like.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class TrainerMetrics:
+    """Metrics of one streaming trainer process (`perennial train`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_consumed = Counter(
+            "perennial_events_consumed_total",
+            "Feedback and prediction records read from Kafka.",
+            ["model"], registry=registry,
+        )
+        self.events_learned = Counter(
+            "perennial_events_learned_total",
+            "Labeled events every learner was scored on and then learned from.",
+            ["model"], registry=registry,
+        )
+        self.events_dead_lettered = Counter(
+            "perennial_events_dead_lettered_total",
+            "Invalid events sent to <model>.feedback.dlq, by reason.",
+            ["model", "reason"], registry=registry,
+        )
+        self.label_join = Counter(
+            "perennial_label_join_total",
+            "Label-only feedback joined to its prediction record: hit, late (waited), miss, expired.",
+            ["model", "result"], registry=registry,
+        )
+        self.online_accuracy = Gauge(
+            "perennial_online_accuracy",
+            "Prequential accuracy over the sliding window, per learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.online_f1 = Gauge(
+            "perennial_online_f1",
+            "Prequential macro-F1 over the sliding window, per learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.drift_detected = Counter(
+            "perennial_drift_detected_total",
+            "Concept drifts detected on a learner's error stream.",
+            ["model", "learner"], registry=registry,
+        )
+        self.promotions = Counter(
+            "perennial_promotions_total", "Challengers promoted to champion.", ["model"], registry=registry,
+        )
+        self.rollbacks = Counter(
+            "perennial_rollbacks_total", "Champions rolled back to the previous one.", ["model"], registry=registry,
+        )
+        self.champion_info = Gauge(
+            "perennial_champion_info",
+            "1 for the current champion's version and learner; the previous series is removed.",
+            ["model", "version", "learner"], registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "perennial_consumer_lag",
+            "Records between the trainer's position and the partition end.",
+            ["model", "partition"], registry=registry,
+        )
+        self.checkpoint_seconds = Histogram(
+            "perennial_checkpoint_seconds",
+            "Time to write a durable checkpoint (learners, evaluator, offsets).",
+            ["model"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.learn_seconds = Histogram(
+            "perennial_learn_seconds",
+            "Time to score and learn one batch of events across all learners.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.model_events_learned = Gauge(
+            "perennial_model_events_learned",
+            "Events the model has learned since bootstrap; restored from the checkpoint, survives restarts.",
+            ["model"], registry=registry,
+        )
+        self.last_refresh_timestamp = Gauge(
+            "perennial_champion_refresh_timestamp_seconds",
+            "Unix time the champion snapshot was last published to the registry.",
+            ["model"], registry=registry,
+        )
+
+
+class ServiceMetrics:
+    """Metrics of the serving process (`perennial serve`), beside BentoML's own."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.predictions = Counter(
+            "perennial_predictions_total",
+            "Predictions served, by model and version.",
+            ["model", "version"], registry=registry,
+        )
+        self.request_errors = Counter(
+            "perennial_request_errors_total",
+            "Requests refused, by transport (http, grpc) and reason.",
+            ["model", "transport", "reason"], registry=registry,
+        )
+        self.inference_seconds = Histogram(
+            "perennial_inference_seconds",
+            "Model forward time per batch.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.batch_size = Histogram(
+            "perennial_batch_size",
+            "Instances per model forward.",
+            ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=registry,
+        )
+        self.feature_drift_psi = Gauge(
+            "perennial_feature_drift_psi",
+            "Population stability index of served traffic per feature, against the champion's reference.",
+            ["model", "feature"], registry=registry,
+        )
+        self.served_version = Gauge(
+            "perennial_served_version",
+            "Version of the champion currently served.",
+            ["model"], registry=registry,
+        )
+        self.model_swaps = Counter(
+            "perennial_model_swaps_total",
+            "Hot swaps to a new champion, by result (loaded, refused).",
+            ["model", "result"], registry=registry,
+        )
+        self.prediction_log_dropped = Counter(
+            "perennial_prediction_log_dropped_total",
+            "Prediction records dropped because the log buffer was full or the broker was down.",
+            ["model"], registry=registry,
+        )
+        self.feedback_received = Counter(
+            "perennial_feedback_received_total",
+            "Feedback records accepted by the service and produced to <model>.feedback.",
+            ["model"], registry=registry,
+        )
+        self.ready = Gauge(
+            "perennial_service_ready", "1 when every model has a loaded champion.", registry=registry,
+        )
