@@ -1,0 +1,64 @@
+"""Concept-drift detection on a learner's error stream.
+
+The detector watches the 0/1 error of each prequential prediction: when the error rate's
+mean changes significantly, the concept the learner knew has probably changed. ADWIN is the
+default because it needs no window size (it finds the cut itself) and has a false-alarm
+bound ``delta``; River's implementation is compiled and costs well under a microsecond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from river import drift
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Which detector, and its sensitivity.
+
+    ``delta`` is ADWIN's confidence: smaller means fewer false alarms and later detections.
+    ``min_events`` ignores detections before a learner has seen that many events (a fresh
+    learner's error falls fast while it learns, which is not drift).
+    """
+
+    method: str = "adwin"
+    delta: float = 0.002
+    clock: int = 32
+    min_events: int = 500
+
+    def build(self) -> DriftDetector:
+        return DriftDetector(self)
+
+
+class DriftDetector:
+    """Feed it ``True`` for every wrong prediction; `update` returns True on a detected drift.
+
+    >>> d = DriftConfig(min_events=0).build()
+    >>> fired = [d.update(i >= 2000 and i % 2 == 0) for i in range(4000)]
+    >>> any(fired[:2000]), any(fired[2000:])
+    (False, True)
+    """
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.config = config
+        if config.method == "adwin":
+            self._detector = drift.ADWIN(delta=config.delta, clock=config.clock)
+        elif config.method == "page_hinkley":
+            self._detector = drift.PageHinkley(delta=config.delta)
+        elif config.method == "kswin":
+            self._detector = drift.KSWIN(alpha=config.delta, seed=0)
+        else:
+            raise ValueError(
+                f"unknown drift detector {config.method!r}; choose adwin, page_hinkley or kswin"
+            )
+        self.n = 0
+        self.detections = 0
+
+    def update(self, error: bool) -> bool:
+        self.n += 1
+        self._detector.update(1.0 if error else 0.0)
+        if self._detector.drift_detected and self.n >= self.config.min_events:
+            self.detections += 1
+            return True
+        return False

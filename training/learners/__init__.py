@@ -1,0 +1,1 @@
+"""Learners: River pipelines and PyTorch networks behind one protocol (see ``base.py``)."""

@@ -1,0 +1,74 @@
+"""Default candidate learners: the models bootstrap trains and the trainer runs side by side.
+
+Each factory returns a fresh, untrained learner; hyperparameters are explicit arguments so a
+setting or a benchmark can change them. The three River defaults span the usual trade-off:
+a linear model (fast, stable), a Hoeffding Adaptive Tree (non-linear, adapts to drift by
+itself) and a small Adaptive Random Forest (most accurate, slowest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from river import forest, linear_model, optim, preprocessing, tree
+
+from training.learners.base import Learner
+from training.learners.river import RiverLearner
+
+
+def logistic_regression(lr: float = 0.05, l2: float = 0.0) -> Learner:
+    """Standardised multinomial logistic regression (softmax; handles any number of classes)."""
+    model = preprocessing.StandardScaler() | linear_model.SoftmaxRegression(
+        optimizer=optim.SGD(lr), l2=l2
+    )
+    return RiverLearner(model, name="logreg")
+
+
+def hoeffding_adaptive_tree(grace_period: int = 100, delta: float = 1e-5, seed: int = 0) -> Learner:
+    model = tree.HoeffdingAdaptiveTreeClassifier(
+        grace_period=grace_period, delta=delta, seed=seed, leaf_prediction="nba"
+    )
+    return RiverLearner(model, name="hat")
+
+
+def adaptive_random_forest(n_models: int = 5, seed: int = 0) -> Learner:
+    model = forest.ARFClassifier(n_models=n_models, seed=seed, leaf_prediction="nba")
+    return RiverLearner(model, name="arf")
+
+
+def mlp(**params) -> Learner:
+    from training.learners.torch_mlp import TorchMLPLearner  # torch is heavy; import on demand
+
+    return TorchMLPLearner(**params)
+
+
+#: Name → factory, used by settings and the CLI (``--candidates logreg,hat,arf``).
+CANDIDATES: dict[str, Callable[..., Learner]] = {
+    "logreg": logistic_regression,
+    "hat": hoeffding_adaptive_tree,
+    "arf": adaptive_random_forest,
+    "mlp": mlp,
+}
+
+DEFAULT_TABULAR = ("logreg", "hat", "arf")
+
+
+def build_candidates(names: str | list[str] | tuple[str, ...], **overrides) -> list[Learner]:
+    """Build learners by name; ``overrides`` maps a name to its keyword arguments.
+
+    >>> [c.name for c in build_candidates("logreg,hat")]
+    ['logreg', 'hat']
+    >>> build_candidates("svm")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown candidate 'svm'; choose from arf, hat, logreg, mlp
+    """
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    learners = []
+    for name in names:
+        factory = CANDIDATES.get(name)
+        if factory is None:
+            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(sorted(CANDIDATES))}")
+        learners.append(factory(**overrides.get(name, {})))
+    return learners

@@ -1,0 +1,381 @@
+"""A PyTorch multilayer perceptron behind the learner protocol, fine-tuned in mini-batches.
+
+Why buffer instead of one gradient step per event: a step on a single example is noisy and
+costs a whole forward/backward pass, so `learn_one` collects ``batch_size`` events and then
+fine-tunes on them, mixed with examples replayed from a class-balanced reservoir so that
+adapting to the present does not erase the past (the "forgetting guard" of DESIGN.md).
+
+Like deep-river, the network is built lazily on the first labelled example: that fixes the
+feature names (sorted) and, unless ``classes`` is given, the output layer grows when a new
+label arrives. Features are standardised with running statistics updated on learn.
+
+Snapshots are ``torch.save`` archives of tensors, lists and numbers only, so they load with
+``torch.load(weights_only=True)`` — no code runs when a registry artifact is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.learners.base import Features, Label, Learner, check_features
+from training.learners.torch_parts import (
+    ACTIVATIONS,
+    ClassBalancedReservoir,
+    RunningScaler,
+    build_network,
+    grow_head,
+    seeded,
+)
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+_SNAPSHOT_VERSION = 1
+
+
+class TorchMLPLearner(Learner):
+    """Multilayer perceptron classifier that learns online in mini-batches with replay.
+
+    >>> model = TorchMLPLearner(hidden_layers=(8,), lr=0.05, batch_size=4, seed=1)
+    >>> model.predict_proba_one({"x": 1.0})
+    {}
+    >>> for i in range(200):
+    ...     model.learn_one({"x": float(i % 2)}, "odd" if i % 2 else "even")
+    >>> model.predict_one({"x": 1.0}), model.predict_one({"x": 0.0})
+    ('odd', 'even')
+    >>> model.clone().predict_proba_one({"x": 1.0})
+    {}
+    """
+
+    name = "mlp"
+    snapshot_format = "torch"
+
+    def __init__(
+        self,
+        hidden_layers: tuple[int, ...] = (64, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        batch_size: int = 32,
+        epochs_per_batch: int = 1,
+        replay_size: int = 2000,
+        replay_ratio: float = 1.0,
+        classes: tuple | None = None,
+        device: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        _require(activation in ACTIVATIONS, "activation", activation, f"one of {', '.join(ACTIVATIONS)}")
+        _require(optimizer in OPTIMIZERS, "optimizer", optimizer, "'adam' or 'sgd'")
+        _require(all(int(h) > 0 for h in hidden_layers), "hidden_layers", hidden_layers, "positive widths")
+        _require(0.0 <= dropout < 1.0, "dropout", dropout, "a value in [0, 1)")
+        _require(lr > 0, "lr", lr, "a positive number")
+        _require(batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
+        _require(epochs_per_batch >= 1, "epochs_per_batch", epochs_per_batch, "an integer >= 1")
+        _require(replay_size >= 0, "replay_size", replay_size, "an integer >= 0 (0 disables replay)")
+        _require(replay_ratio >= 0, "replay_ratio", replay_ratio, "a number >= 0")
+        if classes is not None:
+            _require(len(set(classes)) == len(classes) > 0, "classes", classes, "distinct labels")
+        self.hidden_layers = tuple(int(h) for h in hidden_layers)
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.batch_norm = bool(batch_norm)
+        self.lr = float(lr)
+        self.optimizer = optimizer
+        self.batch_size = int(batch_size)
+        self.epochs_per_batch = int(epochs_per_batch)
+        self.replay_size = int(replay_size)
+        self.replay_ratio = float(replay_ratio)
+        self.fixed_classes = None if classes is None else tuple(classes)
+        self.device = device
+        self.seed = int(seed)
+
+        # Learned state (everything below is what a snapshot carries).
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._rng = random.Random(self.seed)
+        self._classes: list[Label] = []
+        self._class_ids: dict[Label, int] = {}
+        self._features: list[str] = []
+        self._feature_ids: dict[str, int] = {}
+        self._net: nn.Sequential | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._scaler: RunningScaler | None = None
+        self._reservoir = ClassBalancedReservoir(self.replay_size, self._rng)
+        self._pending_x: list[torch.Tensor] = []
+        self._pending_y: list[int] = []
+        for label in self.fixed_classes or ():
+            self._add_class(label)
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "hidden_layers": self.hidden_layers,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+            "lr": self.lr,
+            "optimizer": self.optimizer,
+            "batch_size": self.batch_size,
+            "epochs_per_batch": self.epochs_per_batch,
+            "replay_size": self.replay_size,
+            "replay_ratio": self.replay_ratio,
+            "classes": self.fixed_classes,
+            "device": self.device,
+            "seed": self.seed,
+        }
+
+    def clone(self) -> TorchMLPLearner:
+        return type(self)(**self.params())
+
+    @property
+    def classes(self) -> list[Label]:
+        return list(self._classes)
+
+    @property
+    def n_features_in(self) -> list[str]:
+        return list(self._features)
+
+    def predict_proba_one(self, x: Features) -> dict[Label, float]:
+        return self.predict_proba_many([x])[0]
+
+    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
+        """Class probabilities for a batch, in one forward pass (what serving calls)."""
+        for x in xs:
+            check_features(x)
+        if self._net is None or not xs:
+            return [{} for _ in xs]
+        z = self._scaler.transform(self._vectors(xs)).to(self._device)
+        self._net.eval()
+        with torch.inference_mode():
+            proba = torch.softmax(self._net(z).double(), dim=1).cpu().tolist()
+        return [dict(zip(self._classes, row, strict=True)) for row in proba]
+
+    def learn_one(self, x: Features, y: Label) -> None:
+        self.learn_many([x], [y])
+
+    def learn_many(self, xs: Sequence[Features], ys: Sequence[Label]) -> None:
+        """Buffer labelled events and fine-tune on every full mini-batch of ``batch_size``.
+
+        The whole batch is checked before anything is learned, so a bad event leaves the
+        learner untouched.
+        """
+        x_rows, y_ids = self._ingest(xs, ys)
+        start = 0
+        while start < len(y_ids):
+            stop = min(len(y_ids), start + self.batch_size - len(self._pending_y))
+            self._scaler.update(x_rows[start:stop])
+            self._pending_x.extend(x_rows[start:stop].unbind(0))
+            self._pending_y.extend(y_ids[start:stop])
+            if len(self._pending_y) >= self.batch_size:
+                self._fine_tune()
+            start = stop
+
+    def fit_offline(
+        self,
+        X_train: Sequence[Features],
+        y_train: Sequence[Label],
+        X_val: Sequence[Features],
+        y_val: Sequence[Label],
+        *,
+        max_epochs: int = 50,
+        patience: int = 5,
+    ) -> dict[str, Any]:
+        """Train on a fixed data set with early stopping on validation loss.
+
+        Epochs are shuffled passes over ``X_train`` in mini-batches of ``batch_size`` (no
+        replay: the whole past is at hand). Training stops after ``patience`` epochs without
+        a lower validation loss and the best epoch's weights are restored. The training
+        examples then fill the replay reservoir, so later online fine-tuning keeps
+        rehearsing the bootstrap data. With no validation data, training loss is monitored.
+
+        Returns ``{"train_loss": [...], "val_loss": [...], "val_accuracy": [...],
+        "best_epoch": i, "best_val_loss": v, "epochs": n}`` (epochs counted from 0).
+        """
+        _require(max_epochs >= 1, "max_epochs", max_epochs, "an integer >= 1")
+        _require(patience >= 1, "patience", patience, "an integer >= 1")
+        x_train, y_train_ids = self._ingest(X_train, y_train)
+        x_val, y_val_ids = self._ingest(X_val, y_val) if len(X_val) else (None, [])
+        self._scaler.update(x_train)
+        z_train = self._scaler.transform(x_train).to(self._device)
+        t_train = torch.tensor(y_train_ids, device=self._device)
+        history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+        best_loss, best_epoch, best_state = math.inf, 0, None
+        for epoch in range(max_epochs):
+            order = list(range(len(y_train_ids)))
+            self._rng.shuffle(order)
+            total = 0.0
+            for start in range(0, len(order), self.batch_size):
+                idx = torch.tensor(order[start : start + self.batch_size], device=self._device)
+                total += self._step(z_train[idx], t_train[idx]) * len(idx)
+            history["train_loss"].append(total / len(order))
+            if x_val is not None:
+                val_loss, val_acc = self._evaluate(x_val, y_val_ids)
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_acc)
+            monitored = history["val_loss"][-1] if x_val is not None else history["train_loss"][-1]
+            if monitored < best_loss:
+                best_loss, best_epoch = monitored, epoch
+                best_state = copy.deepcopy(self._net.state_dict())
+            elif epoch - best_epoch >= patience:
+                break
+        if best_state is not None:  # None only if every loss was NaN
+            self._net.load_state_dict(best_state)
+        for row, c in zip(x_train.unbind(0), y_train_ids, strict=True):
+            self._reservoir.add(row, c)
+        history.update(best_epoch=best_epoch, best_val_loss=best_loss, epochs=len(history["train_loss"]))
+        return history
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        params = self.params()
+        params["hidden_layers"] = list(self.hidden_layers)
+        params["classes"] = None if self.fixed_classes is None else list(self.fixed_classes)
+        version, internal, gauss = self._rng.getstate()
+        built = self._net is not None
+        d = len(self._features)
+        state = {
+            "version": _SNAPSHOT_VERSION,
+            "params": params,
+            "classes": list(self._classes),
+            "features": list(self._features),
+            "network": {k: v.detach().cpu() for k, v in self._net.state_dict().items()} if built else None,
+            "optimizer": self._opt.state_dict() if built else None,
+            "scaler": self._scaler.state() if built else None,
+            "reservoir": self._reservoir.state(d),
+            "pending_x": torch.stack(self._pending_x) if self._pending_x else torch.zeros((0, d)),
+            "pending_y": list(self._pending_y),
+            "rng": {"version": version, "internal": list(internal), "gauss": gauss},
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, device: str | None = None) -> TorchMLPLearner:
+        """Restore a snapshot; ``device`` overrides the one it was taken with."""
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {state.get('version')!r} is not supported (expected {_SNAPSHOT_VERSION})")
+        params = dict(state["params"])
+        if device is not None:
+            params["device"] = device
+        learner = cls(**params)
+        for label in state["classes"][len(learner._classes) :]:
+            learner._add_class(label)
+        learner._reservoir.load_state(state["reservoir"])
+        if state["network"] is not None:
+            learner._build(state["features"])
+            learner._net.load_state_dict(state["network"])
+            learner._opt.load_state_dict(state["optimizer"])
+            learner._scaler = RunningScaler.from_state(state["scaler"])
+        learner._pending_x = list(state["pending_x"].unbind(0))
+        learner._pending_y = list(state["pending_y"])
+        rng = state["rng"]
+        learner._rng.setstate((rng["version"], tuple(rng["internal"]), rng["gauss"]))
+        return learner
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"snapshot": self.to_bytes()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(type(self).from_bytes(state["snapshot"]).__dict__)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _add_class(self, label: Label) -> int:
+        self._class_ids[label] = len(self._classes)
+        self._classes.append(label)
+        self._reservoir.add_class()
+        if self._net is not None and self._net[-1].out_features < len(self._classes):
+            with seeded(self.seed + len(self._classes), self._device):
+                grow_head(self._net, len(self._classes), self._opt)
+        return self._class_ids[label]
+
+    def _build(self, features: Sequence[str]) -> None:
+        self._features = sorted(features)
+        self._feature_ids = {f: i for i, f in enumerate(self._features)}
+        with seeded(self.seed, self._device):
+            self._net = build_network(
+                len(self._features),
+                self.hidden_layers,
+                len(self._classes),
+                activation=self.activation,
+                dropout=self.dropout,
+                batch_norm=self.batch_norm,
+            ).to(self._device)
+        self._opt = OPTIMIZERS[self.optimizer](self._net.parameters(), lr=self.lr)
+        self._scaler = RunningScaler(len(self._features))
+
+    def _ingest(self, xs: Sequence[Features], ys: Sequence[Label]) -> tuple[torch.Tensor, list[int]]:
+        """Check a labelled batch, register its classes, build the network if needed."""
+        if len(xs) != len(ys):
+            raise ValueError(f"got {len(xs)} feature rows but {len(ys)} labels; they must match")
+        for x in xs:
+            check_features(x)
+        if self.fixed_classes is not None:
+            for y in ys:
+                if y not in self._class_ids:
+                    raise ValueError(f"label {y!r} is not one of the fixed classes {list(self.fixed_classes)}")
+        ids = [self._class_ids[y] if y in self._class_ids else self._add_class(y) for y in ys]
+        if self._net is None and len(xs):
+            self._build(xs[0].keys())
+        return self._vectors(xs), ids
+
+    def _vectors(self, xs: Sequence[Features]) -> torch.Tensor:
+        """Feature dicts → float64 rows in feature order; NaN where a feature is missing."""
+        nan = math.nan
+        rows = [[x.get(f, nan) for f in self._features] for x in xs]
+        return torch.tensor(rows, dtype=torch.float64).reshape(len(xs), len(self._features))
+
+    def _fine_tune(self) -> None:
+        x = torch.stack(self._pending_x)
+        y = list(self._pending_y)
+        n_replay = round(self.replay_ratio * self.batch_size)
+        for _ in range(self.epochs_per_batch):
+            bx, by = x, y
+            replay = self._reservoir.sample(n_replay)
+            if replay is not None:
+                bx, by = torch.cat([x, replay[0]]), y + replay[1]
+            z = self._scaler.transform(bx).to(self._device)
+            self._step(z, torch.tensor(by, device=self._device))
+        for row, c in zip(self._pending_x, self._pending_y, strict=True):
+            self._reservoir.add(row, c)
+        self._pending_x, self._pending_y = [], []
+
+    def _step(self, z: torch.Tensor, y: torch.Tensor) -> float:
+        """One gradient step on standardised inputs; seeded so dropout is reproducible."""
+        with seeded(self._rng.getrandbits(63), self._device):
+            self._net.train()
+            if len(y) < 2:  # batch norm cannot estimate statistics from one row
+                for m in self._net.modules():
+                    if isinstance(m, nn.BatchNorm1d):
+                        m.eval()
+            self._opt.zero_grad()
+            loss = nn.functional.cross_entropy(self._net(z), y)
+            loss.backward()
+            self._opt.step()
+        return loss.item()
+
+    def _evaluate(self, x: torch.Tensor, y_ids: list[int]) -> tuple[float, float]:
+        z = self._scaler.transform(x).to(self._device)
+        y = torch.tensor(y_ids, device=self._device)
+        self._net.eval()
+        with torch.inference_mode():
+            logits = self._net(z)
+            loss = nn.functional.cross_entropy(logits, y).item()
+            accuracy = (logits.argmax(1) == y).double().mean().item()
+        return loss, accuracy
+
+
+def _require(ok: bool, name: str, value: Any, accepted: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not valid; expected {accepted}")

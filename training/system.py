@@ -1,0 +1,359 @@
+"""The learning loop of one model: champion and challengers, test-then-train, drift, promotion.
+
+`LearningSystem.process_one(x, y)` is the whole loop for one labeled event:
+
+1. every learner predicts (the champion's prediction is what serving would have answered),
+2. each prediction is scored (prequential metrics) and its error fed to that learner's
+   drift detector,
+3. every learner learns the event,
+4. a drift on the champion spawns a fresh challenger (an untrained clone that learns only
+   post-drift data); every ``check_every`` events the promotion policy compares each
+   challenger with the champion on their shared recent events, and during the guard period
+   after a promotion the rollback test compares the new champion with the one it replaced;
+5. every ``refresh_every`` events the champion's snapshot is republished.
+
+The system does no I/O of its own: version writes go through a `Publisher` (the registry in
+production, `InMemoryPublisher` in replay and tests). Its whole state pickles, so the
+trainer checkpoints it and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from training.drift import DriftConfig, DriftDetector
+from training.evaluation import PrequentialMetrics
+from training.learners.base import Features, Label, Learner, check_features
+from training.promotion import (
+    Decision,
+    PairedResult,
+    PromotionPolicy,
+    decide_promotion,
+    decide_rollback,
+)
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+
+
+class Publisher(Protocol):
+    """Where the system writes versions and moves aliases (see `training.publishers`)."""
+
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int: ...
+    def promote(self, version: int, reason: str) -> None: ...
+    def rollback(self, reason: str) -> int: ...
+    def refresh(self, version: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Knobs of the loop. Defaults suit streams of tens of thousands of events.
+
+    Attributes:
+        window: sliding window of the reported metrics (dashboards, replay windows).
+        policy: the promotion and rollback policy.
+        drift: the drift detector on each learner's error stream.
+        check_every: events between two runs of the promotion / rollback test.
+        spawn_on_drift: whether a champion drift spawns a fresh challenger.
+        max_fresh_challengers: cap on post-drift challengers alive at once (oldest retired).
+        fresh_challenger_ttl: events after which a fresh challenger that never won is retired.
+        refresh_every: events between champion snapshot republications (0 disables).
+    """
+
+    window: int = 1000
+    policy: PromotionPolicy = field(default_factory=PromotionPolicy)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    check_every: int = 100
+    spawn_on_drift: bool = True
+    max_fresh_challengers: int = 2
+    fresh_challenger_ttl: int = 20000
+    refresh_every: int = 10000
+
+
+@dataclass
+class Member:
+    """One learner in the pool, with its scorecard and detector."""
+
+    learner_id: str
+    learner: Learner
+    metrics: PrequentialMetrics
+    detector: DriftDetector
+    role: str
+    born_at: int
+    standing: bool  # a bootstrap candidate (kept for good) or a post-drift clone (may retire)
+
+
+@dataclass(frozen=True)
+class SystemEvent:
+    """Something the loop did that operators want to see: drift, challenger, promotion, ..."""
+
+    kind: str  # "drift" | "challenger" | "retired" | "promotion" | "rollback" | "refresh"
+    at: int
+    learner: str
+    reason: str = ""
+    from_version: int | None = None
+    to_version: int | None = None
+    role: str | None = None  # the learner's role when the event happened
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    prediction: Label | None
+    correct: bool
+    events: Sequence[SystemEvent] = ()
+
+
+@dataclass(frozen=True)
+class LearnerStats:
+    learner_id: str
+    name: str
+    role: str
+    window_accuracy: float
+    window_f1: float
+    accuracy: float
+    n: int
+
+
+_NO_EVENTS: tuple[SystemEvent, ...] = ()
+
+
+class LearningSystem:
+    """Champion + challengers of one model, scored on exactly the same events."""
+
+    def __init__(
+        self,
+        model: str,
+        champion: Learner,
+        candidates: Sequence[Learner] = (),
+        config: LoopConfig | None = None,
+        publisher: Publisher | None = None,
+        champion_version: int | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config or LoopConfig()
+        self.publisher = publisher
+        self.champion_version = champion_version
+        self.events_learned = 0
+        self.served = PrequentialMetrics(self.config.window)  # what the champion answered
+        self.members: list[Member] = []
+        self._history = max(self.config.window, self.config.policy.window, self.config.policy.guard_events)
+        self._ids = itertools.count(1)
+        self._last_change = -10**9  # event index of the last promotion or rollback
+        self._last_refresh = 0
+        self._guard: tuple[str, str, int] | None = None  # (new champion id, previous id, since)
+        self._champion = self._add(champion, CHAMPION, standing=True)
+        for learner in candidates:
+            self._add(learner, CHALLENGER, standing=True)
+
+    # -- pool management ---------------------------------------------------------------
+
+    def _add(self, learner: Learner, role: str, *, standing: bool, suffix: str = "") -> Member:
+        taken = {m.learner_id for m in self.members}
+        learner_id = learner.name + suffix
+        while learner_id in taken:
+            learner_id = f"{learner.name}{suffix}-{next(self._ids)}"
+        member = Member(
+            learner_id, learner, PrequentialMetrics(self.config.window, self._history),
+            self.config.drift.build(), role, self.events_learned, standing,
+        )
+        self.members.append(member)
+        return member
+
+    @property
+    def champion(self) -> Learner:
+        return self._champion.learner
+
+    def member(self, learner_id: str) -> Member:
+        for m in self.members:
+            if m.learner_id == learner_id:
+                return m
+        raise KeyError(f"no learner {learner_id!r}; have {[m.learner_id for m in self.members]}")
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def process_one(self, x: Features, y: Label) -> StepResult:
+        """Test-then-train one labeled event through every learner; see the module docstring."""
+        check_features(x)  # once here; a bad event must not reach any learner half-way
+        champion = self._champion
+        drifted: list[Member] = []
+        served_pred, served_correct, served_proba = None, False, None
+        for m in self.members:
+            proba = m.learner.predict_proba_one(x)
+            pred = max(proba, key=proba.__getitem__) if proba else None
+            correct = m.metrics.update(y, pred, proba)
+            if m is champion:
+                served_pred, served_correct, served_proba = pred, correct, proba
+            if m.detector.update(not correct):
+                drifted.append(m)
+            m.learner.learn_one(x, y)
+        self.served.update(y, served_pred, served_proba)
+        self.events_learned += 1
+        t = self.events_learned
+
+        if not drifted and t % self.config.check_every and not self._refresh_due():
+            return StepResult(served_pred, served_correct, _NO_EVENTS)
+        events: list[SystemEvent] = []
+        for m in drifted:
+            events.append(SystemEvent("drift", t, m.learner_id,
+                                      f"{self.config.drift.method} on {m.role} {m.learner_id}'s error stream",
+                                      role=m.role))
+            if m is champion and self.config.spawn_on_drift:
+                events.extend(self._spawn_challenger(m))
+        if t % self.config.check_every == 0:
+            events.extend(self._retire_stale())
+            events.extend(self._check_rollback() or self._check_promotion())
+        if self._refresh_due():
+            events.extend(self._refresh())
+        for e in events:
+            log.info("%s at event %d: %s %s", e.kind, e.at, e.learner, e.reason)
+        return StepResult(served_pred, served_correct, events)
+
+    def _spawn_challenger(self, champion: Member) -> list[SystemEvent]:
+        fresh = self._add(champion.learner.clone(), CHALLENGER, standing=False, suffix=f"@{self.events_learned}")
+        events = [SystemEvent("challenger", self.events_learned, fresh.learner_id,
+                              f"fresh {champion.learner.name} learning only post-drift data")]
+        spawned = [m for m in self.members if not m.standing and m.role == CHALLENGER]
+        while len(spawned) > self.config.max_fresh_challengers:
+            oldest = spawned.pop(0)
+            events.append(self._retire(oldest, "too many fresh challengers; oldest retired"))
+        return events
+
+    def _retire_stale(self) -> list[SystemEvent]:
+        ttl = self.config.fresh_challenger_ttl
+        return [
+            self._retire(m, f"no promotion within {ttl} events")
+            for m in list(self.members)
+            if not m.standing and m.role == CHALLENGER and self.events_learned - m.born_at > ttl
+        ]
+
+    def _retire(self, m: Member, reason: str) -> SystemEvent:
+        self.members.remove(m)
+        return SystemEvent("retired", self.events_learned, m.learner_id, reason)
+
+    def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult:
+        k = min(last, len(incumbent.metrics.correct_bits), len(contender.metrics.correct_bits))
+        inc = itertools.islice(reversed(incumbent.metrics.correct_bits), k)
+        con = itertools.islice(reversed(contender.metrics.correct_bits), k)
+        return PairedResult.from_bits(inc, con)
+
+    def _check_promotion(self) -> list[SystemEvent]:
+        policy = self.config.policy
+        t = self.events_learned
+        best: tuple[Member, Decision] | None = None
+        for m in self.members:
+            if m is self._champion:
+                continue
+            shared = min(policy.window, t - m.born_at)
+            decision = decide_promotion(
+                self._pair(self._champion, m, shared), t - m.born_at, policy,
+                events_since_change=t - self._last_change,
+            )
+            if decision.act and (best is None or decision.gain > best[1].gain):
+                best = (m, decision)
+        if best is None:
+            return []
+        return [self._promote(*best)]
+
+    def _promote(self, new: Member, decision: Decision) -> SystemEvent:
+        old = self._champion
+        for m in self.members:  # at most one "previous": the one this promotion replaces
+            if m.role == PREVIOUS:
+                m.role = CHALLENGER
+        from_version = self.champion_version
+        to_version = None
+        if self.publisher is not None:
+            metrics = dict(new.metrics.summary(), p_value=decision.p_value, gain=decision.gain)
+            to_version = self.publisher.publish(new.learner, parent=from_version, metrics=metrics,
+                                                note=f"promotion: {decision.reason}")
+            self.publisher.promote(to_version, decision.reason)
+        old.role, new.role = PREVIOUS, CHAMPION
+        self._champion = new
+        self.champion_version = to_version
+        self._last_change = self._last_refresh = self.events_learned
+        self._guard = (new.learner_id, old.learner_id, self.events_learned)
+        return SystemEvent("promotion", self.events_learned, new.learner_id, decision.reason,
+                           from_version, to_version)
+
+    def _check_rollback(self) -> list[SystemEvent]:
+        if self._guard is None:
+            return []
+        new_id, old_id, since = self._guard
+        t = self.events_learned
+        try:
+            new, old = self.member(new_id), self.member(old_id)
+        except KeyError:
+            self._guard = None
+            return []
+        decision = decide_rollback(self._pair(new, old, t - since), t - since, self.config.policy)
+        if not decision.act:
+            if t - since > self.config.policy.guard_events:
+                self._guard = None
+                old.role = CHALLENGER
+            return []
+        from_version = self.champion_version
+        to_version = self.publisher.rollback(decision.reason) if self.publisher is not None else None
+        new.role, old.role = CHALLENGER, CHAMPION
+        self._champion = old
+        self.champion_version = to_version
+        self._guard = None
+        self._last_change = self._last_refresh = t
+        return [SystemEvent("rollback", t, old_id, decision.reason, from_version, to_version)]
+
+    def _refresh_due(self) -> bool:
+        every = self.config.refresh_every
+        return bool(every) and self.events_learned - self._last_refresh >= every
+
+    def _refresh(self) -> list[SystemEvent]:
+        self._last_refresh = self.events_learned
+        if self.publisher is None:
+            return []
+        champ = self._champion
+        version = self.publisher.publish(champ.learner, parent=self.champion_version,
+                                         metrics=champ.metrics.summary(), note="refresh")
+        self.publisher.refresh(version)
+        from_version, self.champion_version = self.champion_version, version
+        return [SystemEvent("refresh", self.events_learned, champ.learner_id,
+                            f"champion snapshot after {self.events_learned} events", from_version, version)]
+
+    # -- reporting and persistence ---------------------------------------------------
+
+    def learner_stats(self) -> list[LearnerStats]:
+        return [
+            LearnerStats(m.learner_id, m.learner.name, m.role, m.metrics.window_accuracy,
+                         m.metrics.window_f1, m.metrics.accuracy, m.metrics.n)
+            for m in self.members
+        ]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.champion.n_features_in
+
+    @property
+    def classes(self) -> list[Label]:
+        return self.champion.classes
+
+    def to_bytes(self) -> bytes:
+        """The whole state (learners, metrics, detectors, roles) except the publisher."""
+        publisher, self.publisher = self.publisher, None
+        try:
+            return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.publisher = publisher
+
+    @classmethod
+    def from_bytes(cls, data: bytes, publisher: Publisher | None = None) -> LearningSystem:
+        """Inverse of `to_bytes`; callers verify the checkpoint's integrity first."""
+        system = pickle.loads(data)  # noqa: S301 - checkpoint integrity is verified by the caller
+        if not isinstance(system, cls):
+            raise TypeError(f"checkpoint holds {type(system).__name__}, expected {cls.__name__}")
+        system.publisher = publisher
+        return system
