@@ -89,6 +89,8 @@ def run_replay(
     system = LearningSystem(config.model, champion, boot.challengers, config.loop, publisher, version)
 
     stream = events[n_boot:]
+    # at least ~20 points on the timeline, even for a short stream
+    report_window = min(config.window, max(10, len(stream) // 20))
     windows: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
     window_correct = 0
@@ -103,8 +105,8 @@ def run_replay(
         window_correct += result.correct
         for e in result.events:
             log.append(dict(e.to_dict(), at=e.at + n_boot))
-        if i % config.window == 0 or i == len(stream):
-            size = (i - 1) % config.window + 1
+        if i % report_window == 0 or i == len(stream):
+            size = (i - 1) % report_window + 1
             row = {"end": i + n_boot, "accuracy": window_correct / size}
             row.update({f"{k}_accuracy": v / size for k, v in base_window.items()})
             row["learners"] = {s.learner_id: s.window_accuracy for s in system.learner_stats()}
@@ -115,14 +117,16 @@ def run_replay(
                 progress(i, len(stream), {"accuracy": system.served.accuracy, "champion": row["champion"],
                                           "promotions": sum(e["kind"] == "promotion" for e in log)})
     elapsed = time.perf_counter() - started
-    return _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed)
+    return _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed,
+                   report_window)
 
 
 def _champion_id(system: LearningSystem) -> str:
     return next(s.learner_id for s in system.learner_stats() if s.role == "champion")
 
 
-def _result(config, info, boot, system, baselines, windows, log, n_boot, n_stream, elapsed) -> dict[str, Any]:
+def _result(config, info, boot, system, baselines, windows, log, n_boot, n_stream, elapsed,
+            report_window) -> dict[str, Any]:
     served = system.served.summary()
     learners = {}
     for m in system.members:
@@ -137,7 +141,7 @@ def _result(config, info, boot, system, baselines, windows, log, n_boot, n_strea
         "events_per_second": n_stream / elapsed if elapsed else 0.0,
         "elapsed_seconds": elapsed,
         "prequential": {k: served[k] for k in ("accuracy", "precision", "recall", "f1_macro", "log_loss")},
-        "window": config.window,
+        "window": report_window,
         "windows": windows,
         "true_drifts": drift_positions(total, info.n_phases) if info.n_phases > 1 else [],
         "drifts": [e["at"] for e in log if e["kind"] == "drift" and e.get("role") == "champion"],
