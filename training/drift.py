@@ -38,6 +38,9 @@ class DriftDetector:
     >>> fired = [d.update(i >= 2000 and i % 2 == 0) for i in range(4000)]
     >>> any(fired[:2000]), any(fired[2000:])
     (False, True)
+    >>> improving = DriftConfig(min_events=0).build()
+    >>> any(improving.update(i < 2000 and i % 2 == 0) for i in range(4000))
+    False
     """
 
     def __init__(self, config: DriftConfig) -> None:
@@ -57,8 +60,14 @@ class DriftDetector:
 
     def update(self, error: bool) -> bool:
         self.n += 1
-        self._detector.update(1.0 if error else 0.0)
-        if self._detector.drift_detected and self.n >= self.config.min_events:
-            self.detections += 1
-            return True
-        return False
+        detector = self._detector
+        before = getattr(detector, "estimation", None)
+        detector.update(1.0 if error else 0.0)
+        if not detector.drift_detected or self.n < self.config.min_events:
+            return False
+        # A learner that gets *better* also changes its error rate; only a rise is drift.
+        after = getattr(detector, "estimation", None)
+        if before is not None and after is not None and after <= before:
+            return False
+        self.detections += 1
+        return True

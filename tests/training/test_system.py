@@ -1,0 +1,125 @@
+"""The learning loop: same events for every learner, drift spawns, promotion, rollback, checkpoint."""
+
+import random
+
+import pytest
+
+from training.drift import DriftConfig
+from training.learners.base import InvalidFeaturesError
+from training.learners.candidates import build_candidates
+from training.promotion import PromotionPolicy
+from training.publishers import InMemoryPublisher, RegistryPublisher
+from training.registry import Registry
+from training.streams import iter_stream
+from training.system import LearningSystem, LoopConfig
+
+from .toy_learners import ConstantLearner
+
+FAST_POLICY = PromotionPolicy(min_events=500, window=1000, margin=0.02, alpha=0.001, guard_events=3000, cooldown=100)
+
+
+def phased_labels(phases, seed=0):
+    """Events whose label is 1 (or 0) with probability 0.9 per phase: [(n, majority), ...]."""
+    rng = random.Random(seed)
+    for n, majority in phases:
+        for _ in range(n):
+            yield {"f": rng.random()}, majority if rng.random() < 0.9 else 1 - majority
+
+
+def test_every_learner_scores_the_same_events_before_learning():
+    learners = build_candidates("logreg,hat")
+    system = LearningSystem("m", learners[0], learners[1:], LoopConfig(refresh_every=0))
+    for x, y in iter_stream("agrawal", 300):
+        system.process_one(x, y)
+    stats = system.learner_stats()
+    assert [s.n for s in stats] == [300, 300]
+    assert {s.role for s in stats} == {"champion", "challenger"}
+    assert system.events_learned == 300
+    # the served accuracy is the champion's own prequential accuracy
+    assert system.served.accuracy == pytest.approx(stats[0].accuracy)
+
+
+def test_clearly_better_challenger_is_promoted_then_rolled_back_when_it_turns_worse():
+    a, b = ConstantLearner(1, 0, name="ones"), ConstantLearner(0, 1, name="zeros")
+    publisher = InMemoryPublisher()
+    version = publisher.publish(a, parent=None, metrics={}, note="bootstrap")
+    publisher.promote(version, "bootstrap")
+    config = LoopConfig(policy=FAST_POLICY, check_every=50, refresh_every=0, spawn_on_drift=False)
+    system = LearningSystem("m", a, [b], config, publisher, version)
+    events = []
+    # phase 1 favours the champion, phase 2 the challenger (promoted), phase 3 the champion again
+    for i, (x, y) in enumerate(phased_labels([(1500, 1), (1200, 0), (2500, 1)])):
+        events += [(i, e) for e in system.process_one(x, y).events]
+    events = [(i, e) for i, e in events if e.kind != "drift"]
+    kinds = [e.kind for _, e in events]
+    assert kinds == ["promotion", "rollback"], [e.reason for _, e in events]
+    promotion, rollback = events[0][1], events[1][1]
+    assert 1500 < promotion.at < 2700 and promotion.learner == "zeros"
+    assert "challenger better" in promotion.reason and "McNemar" in promotion.reason
+    assert rollback.at > 2700 and rollback.learner == "ones"
+    assert "worse than the one it replaced" in rollback.reason
+    assert publisher.champion == version == system.champion_version
+    assert system.champion is a
+
+
+def test_equal_learners_never_flap():
+    a, b = ConstantLearner(1, 0, name="ones"), ConstantLearner(1, 0, confidence=0.8, name="ones-too")
+    config = LoopConfig(policy=FAST_POLICY, check_every=10, refresh_every=0)
+    system = LearningSystem("m", a, [b], config, InMemoryPublisher(), 1)
+    for x, y in phased_labels([(5000, 1)]):
+        assert not system.process_one(x, y).events
+
+
+def test_champion_drift_spawns_a_fresh_challenger_that_learns_only_post_drift():
+    learners = build_candidates("hat,logreg")
+    config = LoopConfig(drift=DriftConfig(min_events=200), refresh_every=0, max_fresh_challengers=1)
+    system = LearningSystem("m", learners[0], learners[1:], config)
+    spawned = []
+    for x, y in iter_stream("agrawal-drift", 8000, seed=1):
+        spawned += [e for e in system.process_one(x, y).events if e.kind == "challenger"]
+    assert spawned, "no challenger spawned after the champion drifted"
+    first = spawned[0]
+    assert first.at > 1900  # the first concept switch is at event 2000
+    fresh = [m for m in system.members if not m.standing]
+    assert fresh and all(m.metrics.n == system.events_learned - m.born_at for m in fresh)
+    assert len([m for m in fresh if m.role == "challenger"]) <= 1  # capped
+
+
+def test_refresh_and_promotion_write_versions_to_the_registry(tmp_path):
+    registry = Registry(tmp_path, key="test-key")
+    a, b = ConstantLearner(1, 0, name="ones"), build_candidates("logreg")[0]
+    # ConstantLearner is a test class: the registry only loads training.* learners, so the
+    # champion is a real River learner here
+    logreg = b
+    version = registry.publish("m", logreg, note="bootstrap").version
+    registry.promote("m", version, "bootstrap")
+    config = LoopConfig(refresh_every=300, spawn_on_drift=False)
+    system = LearningSystem("m", logreg, [], config, RegistryPublisher(registry, "m"), version)
+    for x, y in iter_stream("agrawal", 700):
+        system.process_one(x, y)
+    assert [v.note for v in registry.versions("m")] == ["bootstrap", "refresh", "refresh"]
+    assert registry.alias("m", "champion") == 3 == system.champion_version
+    assert registry.alias("m", "previous") is None  # refreshes never displace the rollback target
+    assert registry.load("m").learner.predict_one(x) == system.champion.predict_one(x)
+    del a
+
+
+def test_checkpoint_restores_exactly():
+    learners = build_candidates("logreg,hat")
+    system = LearningSystem("m", learners[0], learners[1:], LoopConfig(refresh_every=0))
+    events = list(iter_stream("agrawal-drift", 3000, seed=2))
+    for x, y in events[:1500]:
+        system.process_one(x, y)
+    restored = LearningSystem.from_bytes(system.to_bytes())
+    for x, y in events[1500:]:
+        assert system.process_one(x, y).prediction == restored.process_one(x, y).prediction
+    assert system.learner_stats() == restored.learner_stats()
+
+
+def test_bad_event_is_refused_before_any_learner_sees_it():
+    learners = build_candidates("logreg,hat")
+    system = LearningSystem("m", learners[0], learners[1:], LoopConfig())
+    with pytest.raises(InvalidFeaturesError, match="'a' is nan"):
+        system.process_one({"a": float("nan")}, 1)
+    assert system.events_learned == 0
+    assert all(s.n == 0 for s in system.learner_stats())
