@@ -52,7 +52,7 @@ def test_missing_and_new_features_do_not_crash(trained):
     trained.learn_one(x, 1)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "12", None, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), "12", None, [1.0]])
 def test_bad_values_refused_with_clear_error(trained, bad):
     x = dict(PROBE[0], salary=bad)
     with pytest.raises(InvalidFeaturesError, match="salary"):

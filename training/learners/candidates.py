@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from river import forest, linear_model, optim, preprocessing, tree
+from river import forest, linear_model, multiclass, optim, preprocessing, tree
 
 from training.learners.base import Learner
 from training.learners.river import RiverLearner
 
 
-def logistic_regression(lr: float = 0.05, l2: float = 0.0) -> Learner:
-    """Standardised multinomial logistic regression (softmax; handles any number of classes)."""
-    model = preprocessing.StandardScaler() | linear_model.SoftmaxRegression(
-        optimizer=optim.SGD(lr), l2=l2
+def logistic_regression(lr: float = 0.01, l2: float = 0.0) -> Learner:
+    """Standardised logistic regression, one-vs-rest so that any labels and any number of
+    classes work (River's binary model alone would answer with booleans)."""
+    model = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression(optimizer=optim.SGD(lr), l2=l2)
     )
     return RiverLearner(model, name="logreg")
 

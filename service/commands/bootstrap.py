@@ -1,0 +1,76 @@
+"""`perennial bootstrap`: train the first models offline, report, register the champion as v1."""
+
+from __future__ import annotations
+
+import argparse
+
+SETTING_FLAGS = ["registry", "candidates", "validation_fraction", "augment_copies", "max_epochs",
+                 "mlp_hidden_layers", "mlp_activation", "mlp_lr", "mlp_batch_size"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bootstrap", help="train the first models offline, evaluate, register the champion",
+        description="Split the first events of STREAM into train and validation, augment, train every "
+                    "candidate, select by validation macro-F1, write an evaluation report and a "
+                    "loss-curve PNG, and register the winner as the model's champion.",
+    )
+    p.add_argument("--stream", required=True, help="built-in stream name or CSV path")
+    p.add_argument("--model", required=True, help="model name (letters, digits, . _ -)")
+    p.add_argument("--registry", help="registry directory (default ./.perennial/registry)")
+    p.add_argument("--events", type=int, default=5000, help="events to train on (default 5000)")
+    p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
+    p.add_argument("--target", default="label", help="label column of a CSV stream")
+    p.add_argument("--report-dir", help="where report.json and loss_curves.png go (default: <registry>/<model>/reports/v<N>)")
+    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp")
+    p.add_argument("--validation-fraction", type=float, help="share held out for selection (default 0.2)")
+    p.add_argument("--augment-copies", type=int, help="augmented copies per training row (0 disables)")
+    p.add_argument("--max-epochs", type=int, help="PyTorch candidate: max epochs (early stopping)")
+    p.add_argument("--mlp-hidden-layers", help="PyTorch candidate: widths, e.g. 64,64")
+    p.add_argument("--mlp-activation", help="PyTorch candidate: relu, tanh, gelu, leaky_relu")
+    p.add_argument("--mlp-lr", type=float, help="PyTorch candidate: learning rate")
+    p.add_argument("--mlp-batch-size", type=int, help="PyTorch candidate: batch size")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import itertools
+    from pathlib import Path
+
+    from service.offline_settings import OfflineSettings, apply_flags
+    from training.bootstrap import train_candidates
+    from training.registry import Registry, RegistryError
+    from training.report import plot_loss_curves, write_json
+    from training.streams import iter_stream, stream_info
+
+    settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
+    try:
+        info = stream_info(args.stream)
+        events = list(itertools.islice(iter_stream(args.stream, None, args.seed, args.target), args.events))
+        registry = Registry(settings.registry)
+        print(f"bootstrap {args.model} from {len(events):,} events of {args.stream}; candidates {settings.candidates}")
+        result = train_candidates(events, settings.bootstrap_config(image=info.kind == "image"),
+                                  on_progress=lambda msg: print(f"  {msg}..."))
+        champion = result.champion
+        version = registry.publish(
+            args.model, champion.learner, metrics=champion.validation,
+            data_range={"stream": args.stream, "first_event": 0, "last_event": len(events) - 1,
+                        "seed": args.seed},
+            reference=result.reference, note=f"bootstrap: best validation macro-F1 of {settings.candidates}",
+        )
+        registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
+    except (ValueError, FileNotFoundError, RegistryError) as exc:
+        print(f"error: {exc}")
+        return 2
+    report_dir = Path(args.report_dir or Path(settings.registry) / args.model / "reports" / f"v{version.version}")
+    report = dict(result.summary(), model=args.model, version=version.version, stream=args.stream)
+    write_json(report, report_dir / "report.json")
+    plot_loss_curves({c.name: (c.curve, c.x_label) for c in result.candidates}, report_dir / "loss_curves.png")
+    print(f"\n{'candidate':<10} {'accuracy':>9} {'precision':>10} {'recall':>7} {'macro-F1':>9}")
+    for c in result.candidates:
+        v = c.validation
+        mark = "  <- champion" if c is champion else ""
+        print(f"{c.name:<10} {v['accuracy']:>9.4f} {v['precision']:>10.4f} {v['recall']:>7.4f} {v['f1_macro']:>9.4f}{mark}")
+    print(f"\nregistered {args.model} v{version.version} ({champion.name}) as champion in {registry.root}")
+    print(f"report: {report_dir / 'report.json'}\nloss curves: {report_dir / 'loss_curves.png'}")
+    return 0
