@@ -147,20 +147,24 @@ class LearningSystem:
         self.members: list[Member] = []
         self._history = max(self.config.window, self.config.policy.window, self.config.policy.guard_events)
         self._ids = itertools.count(1)
+        self._drifts_seen = 0  # champion drifts that spawned a challenger
         self._last_change = -10**9  # event index of the last promotion or rollback
         self._last_refresh = 0
         self._guard: tuple[str, str, int] | None = None  # (new champion id, previous id, since)
+        self._replaced: str | None = None  # the champion the last promotion replaced
         self._champion = self._add(champion, CHAMPION, standing=True)
         for learner in candidates:
             self._add(learner, CHALLENGER, standing=True)
 
     # -- pool management ---------------------------------------------------------------
 
-    def _add(self, learner: Learner, role: str, *, standing: bool, suffix: str = "") -> Member:
+    def _add(self, learner: Learner, role: str, *, standing: bool, fresh: bool = False) -> Member:
+        # ids are metric labels: "hat" for a bootstrap candidate, "hat-d3" for the challenger
+        # spawned at the third champion drift (bounded: fresh ones are capped and retired)
         taken = {m.learner_id for m in self.members}
-        learner_id = learner.name + suffix
+        learner_id = f"{learner.name}-d{self._drifts_seen}" if fresh else learner.name
         while learner_id in taken:
-            learner_id = f"{learner.name}{suffix}-{next(self._ids)}"
+            learner_id = f"{learner.name}-{next(self._ids)}"
         member = Member(
             learner_id, learner, PrequentialMetrics(self.config.window, self._history),
             self.config.drift.build(), role, self.events_learned, standing,
@@ -218,7 +222,8 @@ class LearningSystem:
         return StepResult(served_pred, served_correct, events)
 
     def _spawn_challenger(self, champion: Member) -> list[SystemEvent]:
-        fresh = self._add(champion.learner.clone(), CHALLENGER, standing=False, suffix=f"@{self.events_learned}")
+        self._drifts_seen += 1
+        fresh = self._add(champion.learner.clone(), CHALLENGER, standing=False, fresh=True)
         events = [SystemEvent("challenger", self.events_learned, fresh.learner_id,
                               f"fresh {champion.learner.name} learning only post-drift data")]
         spawned = [m for m in self.members if not m.standing and m.role == CHALLENGER]
@@ -280,6 +285,7 @@ class LearningSystem:
         self.champion_version = to_version
         self._last_change = self._last_refresh = self.events_learned
         self._guard = (new.learner_id, old.learner_id, self.events_learned)
+        self._replaced = old.learner_id
         return SystemEvent("promotion", self.events_learned, new.learner_id, decision.reason,
                            from_version, to_version)
 
@@ -294,19 +300,38 @@ class LearningSystem:
             self._guard = None
             return []
         decision = decide_rollback(self._pair(new, old, t - since), t - since, self.config.policy)
-        if not decision.act:
-            if t - since > self.config.policy.guard_events:
-                self._guard = None
-                old.role = CHALLENGER
-            return []
+        if decision.act:
+            return [self._roll_back(new, old, decision.reason)]
+        if t - since > self.config.policy.guard_events:
+            self._guard = None
+            old.role = CHALLENGER
+        return []
+
+    def rollback_now(self, reason: str) -> SystemEvent | None:
+        """Undo the last promotion because something outside the loop says so.
+
+        The serving-side guard (error rate, latency, live accuracy judged from Prometheus)
+        calls this; the paired test in here only sees learning quality. Returns None when
+        there is nothing to roll back to (no promotion yet, or the replaced learner retired).
+        """
+        if self._replaced is None:
+            return None
+        try:
+            old = self.member(self._replaced)
+        except KeyError:
+            return None
+        return self._roll_back(self._champion, old, reason)
+
+    def _roll_back(self, new: Member, old: Member, reason: str) -> SystemEvent:
+        t = self.events_learned
         from_version = self.champion_version
-        to_version = self.publisher.rollback(decision.reason) if self.publisher is not None else None
+        to_version = self.publisher.rollback(reason) if self.publisher is not None else None
         new.role, old.role = CHALLENGER, CHAMPION
         self._champion = old
         self.champion_version = to_version
-        self._guard = None
+        self._guard = self._replaced = None
         self._last_change = self._last_refresh = t
-        return [SystemEvent("rollback", t, old_id, decision.reason, from_version, to_version)]
+        return SystemEvent("rollback", t, old.learner_id, reason, from_version, to_version)
 
     def _refresh_due(self) -> bool:
         every = self.config.refresh_every

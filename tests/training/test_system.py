@@ -123,3 +123,19 @@ def test_bad_event_is_refused_before_any_learner_sees_it():
         system.process_one({"a": float("nan")}, 1)
     assert system.events_learned == 0
     assert all(s.n == 0 for s in system.learner_stats())
+
+
+def test_external_rollback_undoes_the_last_promotion():
+    a, b = ConstantLearner(1, 0, name="ones"), ConstantLearner(0, 1, name="zeros")
+    publisher = InMemoryPublisher()
+    publisher.promote(publisher.publish(a, parent=None, metrics={}, note="bootstrap"), "bootstrap")
+    config = LoopConfig(policy=FAST_POLICY, check_every=50, refresh_every=0, spawn_on_drift=False)
+    system = LearningSystem("m", a, [b], config, publisher, 1)
+    assert system.rollback_now("nothing promoted yet") is None
+    for x, y in phased_labels([(1000, 1), (1500, 0)]):
+        system.process_one(x, y)
+    assert system.champion is b and publisher.champion == 2
+    event = system.rollback_now("p99 latency 2.1 s > 0.5 s")
+    assert event.kind == "rollback" and event.reason == "p99 latency 2.1 s > 0.5 s"
+    assert system.champion is a and publisher.champion == 1 == system.champion_version
+    assert system.rollback_now("twice") is None

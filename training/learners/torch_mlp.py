@@ -72,14 +72,23 @@ class TorchMLPLearner(Learner):
         device: str | None = None,
         seed: int = 0,
     ) -> None:
-        _require(activation in ACTIVATIONS, "activation", activation, f"one of {', '.join(ACTIVATIONS)}")
+        _require(
+            activation in ACTIVATIONS, "activation", activation, f"one of {', '.join(ACTIVATIONS)}"
+        )
         _require(optimizer in OPTIMIZERS, "optimizer", optimizer, "'adam' or 'sgd'")
-        _require(all(int(h) > 0 for h in hidden_layers), "hidden_layers", hidden_layers, "positive widths")
+        _require(
+            all(int(h) > 0 for h in hidden_layers),
+            "hidden_layers",
+            hidden_layers,
+            "positive widths",
+        )
         _require(0.0 <= dropout < 1.0, "dropout", dropout, "a value in [0, 1)")
         _require(lr > 0, "lr", lr, "a positive number")
         _require(batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
         _require(epochs_per_batch >= 1, "epochs_per_batch", epochs_per_batch, "an integer >= 1")
-        _require(replay_size >= 0, "replay_size", replay_size, "an integer >= 0 (0 disables replay)")
+        _require(
+            replay_size >= 0, "replay_size", replay_size, "an integer >= 0 (0 disables replay)"
+        )
         _require(replay_ratio >= 0, "replay_ratio", replay_ratio, "a number >= 0")
         if classes is not None:
             _require(len(set(classes)) == len(classes) > 0, "classes", classes, "distinct labels")
@@ -230,7 +239,9 @@ class TorchMLPLearner(Learner):
             self._net.load_state_dict(best_state)
         for row, c in zip(x_train.unbind(0), y_train_ids, strict=True):
             self._reservoir.add(row, c)
-        history.update(best_epoch=best_epoch, best_val_loss=best_loss, epochs=len(history["train_loss"]))
+        history.update(
+            best_epoch=best_epoch, best_val_loss=best_loss, epochs=len(history["train_loss"])
+        )
         return history
 
     # -- snapshots ------------------------------------------------------------------------
@@ -247,7 +258,9 @@ class TorchMLPLearner(Learner):
             "params": params,
             "classes": list(self._classes),
             "features": list(self._features),
-            "network": {k: v.detach().cpu() for k, v in self._net.state_dict().items()} if built else None,
+            "network": {k: v.detach().cpu() for k, v in self._net.state_dict().items()}
+            if built
+            else None,
             "optimizer": self._opt.state_dict() if built else None,
             "scaler": self._scaler.state() if built else None,
             "reservoir": self._reservoir.state(d),
@@ -264,7 +277,9 @@ class TorchMLPLearner(Learner):
         """Restore a snapshot; ``device`` overrides the one it was taken with."""
         state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         if state.get("version") != _SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {state.get('version')!r} is not supported (expected {_SNAPSHOT_VERSION})")
+            raise ValueError(
+                f"snapshot version {state.get('version')!r} is not supported (expected {_SNAPSHOT_VERSION})"
+            )
         params = dict(state["params"])
         if device is not None:
             params["device"] = device
@@ -315,7 +330,9 @@ class TorchMLPLearner(Learner):
         self._opt = OPTIMIZERS[self.optimizer](self._net.parameters(), lr=self.lr)
         self._scaler = RunningScaler(len(self._features))
 
-    def _ingest(self, xs: Sequence[Features], ys: Sequence[Label]) -> tuple[torch.Tensor, list[int]]:
+    def _ingest(
+        self, xs: Sequence[Features], ys: Sequence[Label]
+    ) -> tuple[torch.Tensor, list[int]]:
         """Check a labelled batch, register its classes, build the network if needed."""
         if len(xs) != len(ys):
             raise ValueError(f"got {len(xs)} feature rows but {len(ys)} labels; they must match")
@@ -324,7 +341,9 @@ class TorchMLPLearner(Learner):
         if self.fixed_classes is not None:
             for y in ys:
                 if y not in self._class_ids:
-                    raise ValueError(f"label {y!r} is not one of the fixed classes {list(self.fixed_classes)}")
+                    raise ValueError(
+                        f"label {y!r} is not one of the fixed classes {list(self.fixed_classes)}"
+                    )
         ids = [self._class_ids[y] if y in self._class_ids else self._add_class(y) for y in ys]
         if self._net is None and len(xs):
             self._build(xs[0].keys())

@@ -1,0 +1,86 @@
+"""Replay end to end: the JSON contract, the quality bar on a short drifting stream, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from training.replay import ReplayConfig, run_replay
+
+REQUIRED = ["events", "events_per_second", "prequential", "windows", "drifts", "promotions",
+            "rollbacks", "baselines", "learners"]
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    # 16k events, switches at 4k/8k/12k: short enough for the suite, long enough to adapt
+    return run_replay(ReplayConfig(stream="agrawal-drift", events=16_000, bootstrap_events=1500))
+
+
+def test_result_has_the_documented_fields(drifting):
+    for key in REQUIRED:
+        assert key in drifting, key
+    assert drifting["events"] == 14_500
+    assert set(drifting["prequential"]) >= {"accuracy", "f1_macro"}
+    assert all({"end", "accuracy"} <= set(w) for w in drifting["windows"])
+    assert set(drifting["baselines"]) == {"static", "online_only"}
+    assert {"logreg", "hat", "arf"} <= set(drifting["learners"])
+    for p in drifting["promotions"]:
+        assert {"at", "from_version", "to_version", "learner", "reason"} <= set(p)
+    json.dumps(drifting)  # JSON-serialisable as is
+
+
+def test_system_adapts_better_than_the_baselines(drifting):
+    acc = drifting["prequential"]["accuracy"]
+    assert acc >= drifting["baselines"]["online_only"]["accuracy"]
+    assert acc >= drifting["baselines"]["static"]["accuracy"] + 0.10
+    best_single = max(m["accuracy"] for m in drifting["learners"].values() if m["standing"])
+    assert acc >= best_single - 0.01
+    assert drifting["drifts"], "no drift detected on the champion"
+    assert any(p["at"] > drifting["drifts"][0] for p in drifting["promotions"]), "no promotion after a drift"
+
+
+def test_stationary_stream_does_not_flap():
+    result = run_replay(ReplayConfig(stream="agrawal", events=8_000, bootstrap_events=1000))
+    assert result["rollbacks"] == []
+    assert len(result["promotions"]) <= 1
+
+
+def test_cli_writes_json_and_plot(tmp_path):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.cli", "replay", "phishing", "--json", str(out_json),
+         "--plot", str(out_png), "--no-progress", "--candidates", "logreg,hat"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Perennial (served champion)" in proc.stdout
+    assert json.loads(out_json.read_text())["stream"] == "phishing"
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_rejects_unknown_stream_clearly():
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "replay", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "unknown stream 'nope'" in proc.stdout
+
+
+def test_bootstrap_cli_registers_a_champion_with_report(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.cli", "bootstrap", "--stream", "phishing", "--model", "phish",
+         "--registry", str(tmp_path), "--events", "600", "--candidates", "logreg,hat"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    from training.registry import Registry
+
+    registry = Registry(tmp_path)
+    assert registry.alias("phish", "champion") == 1
+    info = registry.info("phish", 1)
+    assert info.reference and "features" in info.reference
+    report = json.loads((tmp_path / "phish" / "reports" / "v1" / "report.json").read_text())
+    assert set(report["candidates"]) == {"logreg", "hat"}
+    assert "confusion_matrix" in report["candidates"]["hat"]
+    assert (tmp_path / "phish" / "reports" / "v1" / "loss_curves.png").exists()
