@@ -1,0 +1,72 @@
+"""The BentoML service `perennial serve` runs: ``bentoml serve service.bento:Perennial``.
+
+BentoML owns the process model (arbiter + worker processes), the HTTP server, request
+metrics, ``/metrics``, ``/livez`` and ``/readyz``. Each worker builds one `Runtime` (registry,
+champions with BentoML's adaptive batching, Kafka log, gRPC server) from ``PERENNIAL_*``
+environment variables in ``__init__``, starts it once the event loop runs, and mounts the
+Starlette routes of `service/http_api.py`, which find the runtime through
+``bentoml.get_current_service()`` (set by BentoML per worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import bentoml
+
+from service.http_api import build_http_app
+from service.metrics_exposition import append_exposition
+from service.runtime import Runtime
+from service.settings import ServiceSettings
+
+
+def _share_bentoml_log_handlers(*names: str) -> None:
+    """Give Perennial's loggers BentoML's handlers at INFO (BentoML configures only its own
+    logger in the worker; otherwise "serving model version N" and refusals would be lost)."""
+    handlers = logging.getLogger("bentoml").handlers
+    for name in names:
+        logger = logging.getLogger(name)
+        if handlers and not logger.handlers:
+            logger.handlers = list(handlers)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+def _plane():
+    return bentoml.get_current_service().runtime.plane
+
+
+def _body_limit() -> int:
+    return bentoml.get_current_service().runtime.settings.max_body_bytes
+
+
+@bentoml.asgi_app(build_http_app(_plane, _body_limit), path="/", name="perennial-routes")
+@bentoml.service(
+    name="perennial",
+    workers=ServiceSettings().workers,
+    # No max_concurrency: BentoML would answer 503 above it. Overload is queued in the
+    # batcher instead (see service/batching.py); the timeout only guards a stuck request.
+    traffic={"timeout": 300},
+)
+class Perennial:
+    """One worker: a `Runtime` plus BentoML hooks for startup, shutdown, metrics, readiness."""
+
+    def __init__(self) -> None:
+        _share_bentoml_log_handlers("service", "training", "streaming")
+        self.runtime = Runtime(ServiceSettings())
+
+    @bentoml.on_startup
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.runtime.start, loop)
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        self.runtime.stop()
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.holder.ready
+
+    def __metrics__(self, content: str) -> str:
+        return append_exposition(content, self.runtime.metrics)

@@ -1,0 +1,72 @@
+"""``perennial train``: the streaming trainer of one model (Kafka feedback → learners)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="run the streaming trainer of one model against Kafka",
+        description="Consume <model>.feedback and <model>.predictions in group perennial-trainer-<model>, "
+        "learn test-then-train, checkpoint then commit, dead-letter invalid events to "
+        "<model>.feedback.dlq. Flags override PERENNIAL_* environment variables. A second "
+        "trainer with the same --model and checkpoint dir is a hot standby.",
+    )
+    p.add_argument("--model", help="model name (PERENNIAL_MODEL)")
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
+    p.add_argument("--registry", dest="registry_dir", help="model registry dir (default .perennial/registry)")
+    p.add_argument("--checkpoint-dir", help="checkpoint dir shared with standbys (default .perennial/checkpoints)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464; 0 disables)")
+    p.add_argument("--candidates", help="challengers beside the champion, e.g. logreg,hat")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every_events", type=int,
+                   help="checkpoint after this many records (default 10000)")
+    p.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=float,
+                   help="... or after this many seconds (default 10)")
+    p.add_argument("--partitions", type=int, help="partitions of topics created at start (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import sys
+    import threading
+
+    from pydantic import ValidationError
+
+    from streaming.bootstrap import build_process
+    from streaming.settings import TrainerSettings
+
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        settings = TrainerSettings.from_flags(
+            model=args.model, bootstrap_servers=args.bootstrap_servers, registry_dir=args.registry_dir,
+            checkpoint_dir=args.checkpoint_dir, metrics_port=args.metrics_port, candidates=args.candidates,
+            checkpoint_every_events=args.checkpoint_every_events,
+            checkpoint_interval_s=args.checkpoint_interval_s, partitions=args.partitions,
+        )
+    except ValidationError as e:
+        print(f"perennial train: invalid settings:\n{e}", file=sys.stderr)
+        return 2
+    if not settings.model:
+        print("perennial train: --model NAME is required (or PERENNIAL_MODEL)", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("perennial.train").info("signal %d: finishing the batch, then checkpoint and exit", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    try:
+        process = build_process(settings, stop=stop)
+    except Exception as e:  # noqa: BLE001 - startup errors go to the user, not a traceback
+        print(f"perennial train: cannot start: {e}", file=sys.stderr)
+        return 1
+    print(f"training model {settings.model!r} from {settings.bootstrap_servers} "
+          f"(group perennial-trainer-{settings.model}, metrics port {settings.metrics_port or 'off'})", flush=True)
+    process.run()
+    return 0

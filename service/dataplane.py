@@ -1,0 +1,260 @@
+"""The one place where inference happens; HTTP, OIP-over-HTTP and gRPC only translate to it.
+
+Why one data plane (MLServer's ``handlers/dataplane.py``): validation, prediction ids,
+metrics, the prediction log and drift must behave the same whichever door a request came
+through, so they live here and the transports stay thin. Every refusal is a `ServingError`
+whose kind fixes the HTTP status and gRPC code, and is counted in
+``perennial_request_errors_total{model,transport,reason}``.
+
+Coroutines run on the server's event loop; model forwards run in the batcher's worker thread;
+registry calls (admin, listing) run in a thread so a slow volume never stalls the loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+import numpy as np
+
+from service.errors import Kind, ServingError
+from service.model_holder import Champion, ModelHolder
+from service.prediction_log import KafkaEventLog
+from service.validation import check_feedback, rows_from_instances, rows_from_tensor
+from streaming.metrics import ServiceMetrics
+from training.registry import IntegrityError, RegistryError, VersionNotFoundError
+
+
+@dataclass
+class InferResult:
+    """Outputs of one request: the champion that answered and one row per instance."""
+
+    champion: Champion
+    probabilities: np.ndarray  # [n, n_classes], columns in champion.classes order
+    prediction_ids: list[str]
+    labels: list = field(default_factory=list)
+
+
+class DataPlane:
+    """Validate, predict, count, log — for every transport."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        metrics: ServiceMetrics,
+        event_log: KafkaEventLog,
+        *,
+        max_instances: int = 1024,
+        admin_token: str | None = None,
+        log_predictions: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.holder = holder
+        self.metrics = metrics
+        self.event_log = event_log
+        self.max_instances = max_instances
+        self._admin_token = admin_token
+        self._log_predictions = log_predictions and event_log.enabled
+        self._clock = clock
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def refuse(self, error: ServingError, model: object, transport: str) -> ServingError:
+        """Count a refusal (unknown model names are not used as labels) and return it."""
+        label = model if isinstance(model, str) and model in self.holder.served() else ""
+        self.metrics.request_errors.labels(model=label, transport=transport, reason=error.kind.reason).inc()
+        return error
+
+    def champion(self, model: object, version: object = None) -> Champion:
+        if not isinstance(model, str) or not model:
+            raise ServingError(Kind.MALFORMED, f"'model' must be a non-empty string naming a served model, got {model!r}")
+        champ = self.holder.get(model)
+        if version not in (None, "", champ.version, str(champ.version)):
+            raise ServingError(
+                Kind.NOT_FOUND, f"model {model!r} version {version!r} is not served; the champion is version {champ.version}"
+            )
+        return champ
+
+    # -- inference --------------------------------------------------------------------------
+
+    async def predict(self, model: object, instances: object, transport: str = "http") -> dict:
+        """The ``POST /predict`` operation: ``{model, version, predictions: [...]}``."""
+        try:
+            champ = self.champion(model)
+            rows = rows_from_instances(instances, champ.features, self.max_instances)
+            result = await self._infer(champ, rows)
+        except ServingError as e:
+            raise self.refuse(e, model, transport) from None
+        classes = [_json_label(c) for c in champ.classes]
+        keys = [str(c) for c in champ.classes]
+        return {
+            "model": champ.model,
+            "version": champ.version,
+            "predictions": [
+                {
+                    "prediction_id": pid,
+                    "label": classes[int(i)],
+                    "probabilities": dict(zip(keys, p, strict=True)),
+                }
+                for pid, i, p in zip(
+                    result.prediction_ids, result.probabilities.argmax(axis=1), result.probabilities.tolist(), strict=True
+                )
+            ],
+        }
+
+    async def infer_tensor(
+        self, model: object, datatype: object, shape: object, data: np.ndarray | list | None,
+        version: object = None, transport: str = "grpc",
+    ) -> InferResult:
+        """The OIP ``ModelInfer`` operation on one ``[batch, n_features]`` input tensor."""
+        try:
+            champ = self.champion(model, version)
+            rows = rows_from_tensor(datatype, shape, data, champ.features, self.max_instances)
+            return await self._infer(champ, rows)
+        except ServingError as e:
+            raise self.refuse(e, model, transport) from None
+
+    async def _infer(self, champ: Champion, rows: np.ndarray) -> InferResult:
+        champ.acquire()
+        try:
+            probabilities = await champ.predict(rows)
+        finally:
+            champ.release()
+        n = len(rows)
+        ids = [uuid.uuid4().hex for _ in range(n)]
+        labels = [champ.classes[int(i)] for i in probabilities.argmax(axis=1)]
+        self.metrics.predictions.labels(model=champ.model, version=str(champ.version)).inc(n)
+        if self._log_predictions:
+            self.event_log.log_predictions(champ.model, self._records(champ, rows, probabilities, ids, labels))
+        return InferResult(champ, probabilities, ids, labels)
+
+    def _records(self, champ: Champion, rows, probabilities, ids, labels) -> list[dict]:
+        now = self._clock()
+        keys = [str(c) for c in champ.classes]
+        names = champ.features
+        return [
+            {
+                "prediction_id": pid,
+                "model": champ.model,
+                "version": champ.version,
+                "features": dict(zip(names, row, strict=True)),
+                "output": {"label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))},
+                "timestamp": now,
+            }
+            for pid, row, p, label in zip(ids, rows.tolist(), probabilities.tolist(), labels, strict=True)
+        ]
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def feedback(self, body: object, transport: str = "http") -> dict:
+        """``POST /feedback``: one record or a list, produced to ``<model>.feedback``."""
+        model = body.get("model") if isinstance(body, dict) else None
+        try:
+            records = check_feedback(body, self.max_instances, set(self.holder.served()), self._clock)
+            by_model: dict[str, list[dict]] = {}
+            for record in records:
+                by_model.setdefault(record["model"], []).append(record)
+            for name, items in by_model.items():
+                self.event_log.send_feedback(name, items)
+                self.metrics.feedback_received.labels(model=name).inc(len(items))
+        except ServingError as e:
+            raise self.refuse(e, model, transport) from None
+        return {"accepted": len(records), "event_ids": [r["event_id"] for r in records]}
+
+    # -- registry views and admin -----------------------------------------------------------
+
+    async def list_models(self) -> dict:
+        return await anyio.to_thread.run_sync(self._list_models)
+
+    def _list_models(self) -> dict:
+        registry = self.holder.registry
+        served = self.holder.served()
+        out = []
+        for name in registry.models():
+            champ = served.get(name)
+            out.append({
+                "name": name,
+                "champion": registry.alias(name, "champion"),
+                "previous": registry.alias(name, "previous"),
+                "served_version": champ.version if champ else None,
+                "learner": champ.info.learner if champ else None,
+                "feature_names": champ.features if champ else None,
+                "classes": [_json_label(c) for c in champ.classes] if champ else None,
+                "versions": [
+                    {"version": v.version, "learner": v.learner, "parent": v.parent,
+                     "created_at": v.created_at, "metrics": v.metrics, "note": v.note}
+                    for v in registry.versions(name)
+                ],
+            })
+        return {"models": out, "refused": list(self.holder.refusals)}
+
+    def check_admin(self, authorization: str | None) -> None:
+        """Bearer-token check: 401 without a token, 403 with a wrong one or when disabled."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise ServingError(Kind.UNAUTHORIZED, "admin endpoints need 'Authorization: Bearer <token>'")
+        if self._admin_token is None:
+            raise ServingError(Kind.FORBIDDEN, "admin endpoints are disabled: PERENNIAL_ADMIN_TOKEN is not set")
+        if not hmac.compare_digest(authorization[7:].strip().encode(), self._admin_token.encode()):
+            raise ServingError(Kind.FORBIDDEN, "wrong admin token")
+
+    async def admin(self, action: str, body: object, authorization: str | None) -> dict:
+        """``POST /admin/promote`` ``{model, version, reason?}`` and ``/admin/rollback`` ``{model, reason?}``."""
+        model = body.get("model") if isinstance(body, dict) else None
+        try:
+            self.check_admin(authorization)
+            if not isinstance(body, dict) or not isinstance(model, str):
+                raise ServingError(Kind.MALFORMED, "body must be a JSON object with a string 'model'")
+            reason = body.get("reason") or f"{action} through the admin API"
+            if not isinstance(reason, str):
+                raise ServingError(Kind.MALFORMED, f"'reason' must be a string, got {reason!r}")
+            if action == "promote":
+                version = body.get("version")
+                if isinstance(version, bool) or not isinstance(version, int):
+                    raise ServingError(Kind.MALFORMED, f"'version' must be an integer, got {version!r}")
+                return await anyio.to_thread.run_sync(self._promote, model, version, reason)
+            return await anyio.to_thread.run_sync(self._rollback, model, reason)
+        except ServingError as e:
+            raise self.refuse(e, model, "http") from None
+
+    def _promote(self, model: str, version: int, reason: str) -> dict:
+        with _registry_errors():
+            self.holder.registry.promote(model, version, reason)
+        self.holder.poll_once()  # swap now rather than at the next watch tick
+        return {"model": model, "champion": version, "served_version": self._served(model)}
+
+    def _rollback(self, model: str, reason: str) -> dict:
+        with _registry_errors():
+            version = self.holder.registry.rollback(model, reason)
+        self.holder.poll_once()
+        return {"model": model, "champion": version, "served_version": self._served(model)}
+
+    def _served(self, model: str) -> int | None:
+        champ = self.holder.served().get(model)
+        return champ.version if champ else None
+
+
+class _registry_errors:
+    """Translate registry exceptions into serving errors (404 / 409)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, VersionNotFoundError):
+            raise ServingError(Kind.NOT_FOUND, str(exc)) from exc
+        if isinstance(exc, IntegrityError):
+            raise ServingError(Kind.CONFLICT, f"refused: {exc}") from exc
+        if isinstance(exc, RegistryError):
+            raise ServingError(Kind.CONFLICT, str(exc)) from exc
+        return False
+
+
+def _json_label(label):
+    """Labels are str, int or bool; numpy scalars become plain Python values for JSON."""
+    return label.item() if hasattr(label, "item") else label

@@ -1,0 +1,163 @@
+"""HTTP routes: /predict, /feedback, /models, /admin/*, and the OIP v2 REST endpoints.
+
+Thin by design: read the body (with a size limit), parse JSON, call the data plane, render.
+These routes are a Starlette app that `service/bento.py` mounts into the BentoML service,
+rather than ``@bentoml.api`` methods, because BentoML's typed API parsing answers malformed
+JSON with a 500 and reinterprets a body sent as a form — and every bad request must get a
+specific 4xx. BentoML still runs the process, the HTTP server, its request metrics (which
+cover mounted routes), ``/metrics``, health probes and the adaptive batching engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.dataplane import DataPlane
+from service.errors import Kind, ServingError
+from service.oip import tensors
+
+GetPlane = Callable[[], DataPlane]
+Handler = Callable[[Request, DataPlane], Awaitable[Response]]
+
+
+async def read_json(request: Request, limit: int) -> object:
+    """The request body as JSON; 413 over ``limit`` bytes, 400 when it is not JSON."""
+    body = await read_body(request, limit)
+    return parse_json(body)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ServingError(Kind.TOO_LARGE, f"request body is {declared} bytes; at most {limit} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServingError(Kind.TOO_LARGE, f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> object:
+    if not body:
+        raise ServingError(Kind.MALFORMED, "request body is empty; send a JSON object")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ServingError(Kind.MALFORMED, f"request body is not valid JSON: {e}") from None
+
+
+def error_response(e: ServingError) -> JSONResponse:
+    return JSONResponse(e.to_json(), status_code=e.kind.http_status)
+
+
+def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starlette:
+    """The routes, resolving the data plane per request (it lives in the BentoML worker)."""
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            plane = get_plane()
+            try:
+                return await handler(request, plane)
+            except ServingError as e:
+                return error_response(e)
+
+        return Route(path, endpoint, methods=[method], name=handler.__name__)
+
+    async def predict(request: Request, plane: DataPlane) -> Response:
+        try:
+            body = await read_json(request, body_limit())
+        except ServingError as e:
+            raise plane.refuse(e, None, "http") from None
+        if not isinstance(body, dict):
+            raise plane.refuse(ServingError(Kind.MALFORMED, "body must be a JSON object {model, instances}"), None, "http")
+        return JSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
+
+    async def feedback(request: Request, plane: DataPlane) -> Response:
+        try:
+            body = await read_json(request, body_limit())
+        except ServingError as e:
+            raise plane.refuse(e, None, "http") from None
+        return JSONResponse(plane.feedback(body, "http"), status_code=202)
+
+    async def models(request: Request, plane: DataPlane) -> Response:
+        return JSONResponse(await plane.list_models())
+
+    def admin(action: str) -> Handler:
+        async def handler(request: Request, plane: DataPlane) -> Response:
+            authorization = request.headers.get("authorization")
+            try:  # authentication before anything about the body is looked at
+                plane.check_admin(authorization)
+                body = await read_json(request, body_limit())
+            except ServingError as e:
+                raise plane.refuse(e, None, "http") from None
+            return JSONResponse(await plane.admin(action, body, authorization))
+
+        handler.__name__ = action
+        return handler
+
+    # -- Open Inference Protocol v2 (REST) --------------------------------------------------
+
+    async def live(request: Request, plane: DataPlane) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request, plane: DataPlane) -> Response:
+        ok = plane.holder.ready
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    async def server_metadata(request: Request, plane: DataPlane) -> Response:
+        return JSONResponse({"name": tensors.SERVER_NAME, "version": tensors.SERVER_VERSION,
+                             "extensions": tensors.EXTENSIONS})
+
+    async def model_metadata(request: Request, plane: DataPlane) -> Response:
+        p = request.path_params
+        try:
+            champ = plane.champion(p["model"], p.get("version"))
+        except ServingError as e:
+            raise plane.refuse(e, p["model"], "http") from None
+        return JSONResponse(tensors.model_metadata(champ))
+
+    async def model_ready(request: Request, plane: DataPlane) -> Response:
+        p = request.path_params
+        try:
+            plane.champion(p["model"], p.get("version"))
+        except ServingError as e:
+            raise plane.refuse(e, p["model"], "http") from None
+        return JSONResponse({"name": p["model"], "ready": True})
+
+    async def infer(request: Request, plane: DataPlane) -> Response:
+        from service.oip.http import decode_infer_request, encode_infer_response
+
+        model, version = request.path_params["model"], request.path_params.get("version")
+        try:
+            body = await read_body(request, body_limit())
+            req = decode_infer_request(body, request.headers.get("inference-header-content-length"))
+        except ServingError as e:
+            raise plane.refuse(e, model, "http") from None
+        result = await plane.infer_tensor(model, req.datatype, req.shape, req.data, version, "http")
+        return JSONResponse(encode_infer_response(result, req))
+
+    routes = [
+        route("/predict", predict, "POST"),
+        route("/feedback", feedback, "POST"),
+        route("/models", models, "GET"),
+        route("/admin/promote", admin("promote"), "POST"),
+        route("/admin/rollback", admin("rollback"), "POST"),
+        route("/v2/health/live", live, "GET"),
+        route("/v2/health/ready", ready, "GET"),
+        route("/v2", server_metadata, "GET"),
+    ]
+    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        routes += [
+            route(prefix, model_metadata, "GET"),
+            route(prefix + "/ready", model_ready, "GET"),
+            route(prefix + "/infer", infer, "POST"),
+        ]
+    return Starlette(routes=routes)

@@ -1,0 +1,257 @@
+"""The champion of every model, and the hot swap that replaces it without a failed request.
+
+A `Champion` is one loaded, verified, warmed-up version: learner, feature order, classes,
+its own adaptive batcher and drift monitor. `ModelHolder` maps model name to champion; a
+watcher thread polls ``registry.alias_token`` (one stat per model per second) and, when the
+``champion`` alias moves, loads the new version *fully* — verify, deserialize, one warm-up
+forward — before it replaces the mapping in a single assignment. A request takes its
+champion once at the start and keeps it to the end, so in-flight requests finish on the old
+version; the old batcher is closed when its last request leaves. A version that fails to
+load, verify or predict is refused (counted as ``perennial_model_swaps_total{result="refused"}``,
+logged with the reason) and the old champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.batching import AdaptiveBatcher
+from service.drift import DriftMonitor
+from service.errors import Kind, ServingError
+from streaming.metrics import ServiceMetrics
+from training.learners.base import Learner
+from training.registry import LoadedVersion, Registry, VersionInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Champion:
+    """One served version. `forward` maps ``[n, n_features]`` rows to ``[n, n_classes]``."""
+
+    model: str
+    info: VersionInfo
+    learner: Learner
+    features: list[str]
+    classes: list
+    metrics: ServiceMetrics
+    drift: DriftMonitor
+    batcher: AdaptiveBatcher | None = None
+    _inflight: int = 0
+    _retired: bool = False
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def forward(self, rows: np.ndarray, observe: bool = True) -> np.ndarray:
+        """One batched prediction (runs in the batch worker thread)."""
+        start = time.perf_counter()
+        rows_fn = getattr(self.learner, "predict_proba_rows", None)
+        if rows_fn is not None:
+            # Optional fast path (not yet in the Learner protocol): rows in `features` order in,
+            # probabilities in `classes` order out, one tensor op, no per-row dicts.
+            out = np.asarray(rows_fn(rows), dtype=np.float64)
+        else:
+            names = self.features
+            probas = self.learner.predict_proba_many([dict(zip(names, r, strict=True)) for r in rows.tolist()])
+            out = np.zeros((len(probas), len(self.classes)), dtype=np.float64)
+            for i, p in enumerate(probas):
+                out[i] = [p.get(c, 0.0) for c in self.classes]
+        if observe:
+            self.metrics.inference_seconds.labels(model=self.model).observe(time.perf_counter() - start)
+            self.metrics.batch_size.labels(model=self.model).observe(len(rows))
+            self.drift.observe(rows)
+        return out
+
+    async def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities for ``rows`` through this champion's adaptive batcher."""
+        return await self.batcher.submit(rows)
+
+    # In-flight accounting runs on the event loop thread only (the data plane's coroutines),
+    # so "no request holds me" can be decided without a race: a request that fetched this
+    # champion before the swap acquired it in that same loop step, before any close check.
+
+    def acquire(self) -> None:
+        self._inflight += 1
+
+    def release(self) -> None:
+        self._inflight -= 1
+        if self._retired and self._inflight == 0:
+            self.batcher.shutdown()
+
+    def retire(self) -> None:
+        """No new requests will come (any thread); close the batcher once in-flight ones end."""
+        self._retired = True
+        self.batcher.in_loop(self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self._inflight == 0:
+            self.batcher.shutdown()
+
+
+def build_champion(
+    loaded: LoadedVersion,
+    metrics: ServiceMetrics,
+    *,
+    max_batch_size: int,
+    max_latency_ms: int,
+    drift_window: int = 2000,
+    drift_every: int = 200,
+    device: str = "auto",
+    idle_wait: bool = False,
+) -> Champion:
+    """Turn a verified registry version into a servable, warmed-up `Champion`."""
+    info, learner = loaded.info, _place(loaded.learner, device)
+    features = list(learner.n_features_in) or sorted((info.reference or {}).get("features") or {})
+    classes = list(learner.classes)
+    where = f"model {info.model!r} version {info.version}"
+    if not features:
+        raise ValueError(f"{where} has no feature names (learner never trained, no reference)")
+    if not classes:
+        raise ValueError(f"{where} knows no classes (learner never trained)")
+    drift = DriftMonitor(
+        info.model, features, info.reference, metrics.feature_drift_psi, window=drift_window, every=drift_every
+    )
+    champ = Champion(info.model, info, learner, features, classes, metrics, drift)
+    warm = champ.forward(np.zeros((1, len(features))), observe=False)
+    if warm.shape != (1, len(classes)) or not np.all(np.isfinite(warm)):
+        raise ValueError(f"{where} failed its warm-up prediction (got {warm!r})")
+    champ.batcher = AdaptiveBatcher(champ.forward, max_batch_size, max_latency_ms, idle_wait)
+    return champ
+
+
+def _place(learner: Learner, device: str) -> Learner:
+    """Move a PyTorch learner to the serving device (CUDA when present, for ``auto``).
+
+    Learners pick their device when built; a snapshot taken on a CPU trainer would otherwise
+    serve on the CPU of a GPU machine. Re-materialising from bytes is cheap next to a load.
+    """
+    if learner.snapshot_format != "torch":
+        return learner
+    from_bytes = type(learner).from_bytes
+    if "device" not in inspect.signature(from_bytes).parameters:
+        return learner
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    current = getattr(learner, "_device", None)
+    if current is not None and str(getattr(current, "type", current)) == device:
+        return learner
+    return from_bytes(learner.to_bytes(), device=device)
+
+
+class ModelHolder:
+    """Current champion per model, kept fresh by a watcher thread (see module docstring)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        build: Callable[[LoadedVersion], Champion],
+        metrics: ServiceMetrics,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.registry = registry
+        self._build = build
+        self._metrics = metrics
+        self._interval = interval_s
+        self._champions: dict[str, Champion] = {}
+        self._tokens: dict[str, object] = {}
+        self._stop = threading.Event()
+        self._poll_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.refusals: list[dict] = []  # most recent last; also in the log and the metrics
+
+    # -- reading (any thread) ---------------------------------------------------------------
+
+    def get(self, model: str) -> Champion:
+        champ = self._champions.get(model)
+        if champ is None:
+            raise ServingError(
+                Kind.NOT_FOUND, f"unknown model {model!r}; served models: {sorted(self._champions)}"
+            )
+        return champ
+
+    def served(self) -> dict[str, Champion]:
+        return dict(self._champions)
+
+    @property
+    def ready(self) -> bool:
+        """True when at least one model is served and every model with a champion alias is."""
+        return bool(self._champions) and all(
+            m in self._champions for m, t in self._tokens.items() if t is not None
+        )
+
+    # -- refreshing (watcher thread, or the caller of poll_once) ----------------------------
+
+    def poll_once(self) -> None:
+        """Load champions whose alias moved since the last poll (and models that appeared).
+
+        Serialized: the watcher and an admin promote may both poll; one loads, the other sees
+        the new token and does nothing.
+        """
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
+        for model in self.registry.models():
+            try:
+                token = self.registry.alias_token(model)
+            except Exception as e:  # a broken alias file must not stop the watcher
+                log.warning("cannot read champion alias of %s: %s", model, e)
+                continue
+            if token != self._tokens.get(model, ()):
+                self._refresh(model, token)
+
+    def _refresh(self, model: str, token) -> None:
+        self._tokens[model] = token
+        version = token[0] if token else None
+        current = self._champions.get(model)
+        if version is None or (current is not None and current.version == version):
+            return
+        try:
+            champ = self._build(self.registry.load(model, version))
+        except Exception as e:
+            self._metrics.model_swaps.labels(model=model, result="refused").inc()
+            served = current.version if current else None
+            log.error("refused %s version %s (still serving %s): %s", model, version, served, e)
+            self.refusals.append({"model": model, "version": version, "reason": str(e)})
+            del self.refusals[:-20]
+            return
+        self._champions = {**self._champions, model: champ}  # one reference swap
+        self._metrics.model_swaps.labels(model=model, result="loaded").inc()
+        self._metrics.served_version.labels(model=model).set(champ.version)
+        self._metrics.ready.set(1 if self.ready else 0)
+        old = current.version if current else None
+        log.info("serving %s version %d (was %s, learner %s)", model, champ.version, old, champ.info.learner)
+        if current is not None:
+            current.retire()
+
+    def start(self) -> None:
+        """Load every champion now, then watch the registry in a daemon thread."""
+        self.poll_once()
+        self._metrics.ready.set(1 if self.ready else 0)
+        self._thread = threading.Thread(target=self._watch, name="perennial-model-watcher", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll_once()
+            except Exception:  # keep watching whatever happens; the old champions keep serving
+                log.exception("registry watch failed; retrying in %.1fs", self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for champ in self._champions.values():
+            champ.retire()

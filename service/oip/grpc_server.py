@@ -1,0 +1,140 @@
+"""OIP v2 over gRPC (``inference.GRPCInferenceService``), running inside the BentoML worker.
+
+BentoML 1.4's ``@bentoml.service`` serves HTTP only, so this grpcio server runs beside it in
+the same process and calls the same `DataPlane`: one model holder, one adaptive batcher per
+champion, one set of metrics. It is grpcio's thread-pool server; each handler hands its
+coroutine to the worker's event loop (where the batchers live) and waits for the result, so a
+gRPC and an HTTP request can share one model forward.
+
+Errors map from the data plane's kinds: INVALID_ARGUMENT for bad tensors, NOT_FOUND for an
+unknown model or version. Outputs go back as ``raw_output_contents`` (what tritonclient
+reads fastest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent import futures
+
+import grpc
+import numpy as np
+
+from service.dataplane import DataPlane
+from service.errors import Kind, ServingError
+from service.oip import tensors
+from service.oip.generated import grpc_service_pb2 as pb
+from service.oip.generated import grpc_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """Translate OIP messages to data plane calls and back; nothing else."""
+
+    def __init__(self, plane: DataPlane, loop: asyncio.AbstractEventLoop) -> None:
+        self._plane = plane
+        self._loop = loop
+
+    def _run(self, coro, context):
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        except ServingError as e:
+            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+
+    def _champion(self, name: str, version: str, context):
+        try:
+            return self._plane.champion(name, version or None)
+        except ServingError as e:
+            self._plane.refuse(e, name, "grpc")
+            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+
+    def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self._plane.holder.ready)
+
+    def ModelReady(self, request, context):
+        try:
+            self._plane.champion(request.name, request.version or None)
+            return pb.ModelReadyResponse(ready=True)
+        except ServingError:
+            return pb.ModelReadyResponse(ready=False)
+
+    def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(
+            name=tensors.SERVER_NAME, version=tensors.SERVER_VERSION, extensions=tensors.EXTENSIONS
+        )
+
+    def ModelMetadata(self, request, context):
+        meta = tensors.model_metadata(self._champion(request.name, request.version, context))
+        T = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[T(**t) for t in meta["inputs"]],
+            outputs=[T(**t) for t in meta["outputs"]],
+        )
+
+    def ModelInfer(self, request, context):
+        model = request.model_name
+        try:
+            datatype, shape, data = _decode_input(request)
+            names = tensors.requested_outputs(o.name for o in request.outputs)
+        except ServingError as e:
+            self._plane.refuse(e, model, "grpc")
+            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+        coro = self._plane.infer_tensor(model, datatype, shape, data, request.model_version or None, "grpc")
+        result = self._run(coro, context)
+        response = pb.ModelInferResponse(
+            model_name=model, model_version=str(result.champion.version), id=request.id
+        )
+        response.parameters["classes"].string_param = ",".join(str(c) for c in result.champion.classes)
+        for name, datatype, shape, values in tensors.output_tensors(result, names):
+            response.outputs.add(name=name, datatype=datatype, shape=shape)
+            if datatype == "BYTES":
+                response.raw_output_contents.append(tensors.serialize_bytes(values))
+            else:
+                response.raw_output_contents.append(np.ascontiguousarray(values, dtype="<f4").tobytes())
+        return response
+
+
+def _decode_input(request) -> tuple[str, list[int], np.ndarray | list | None]:
+    if len(request.inputs) != 1:
+        raise ServingError(
+            Kind.INVALID,
+            f"send exactly one input tensor {tensors.INPUT_NAME!r} [batch, n_features]; got {len(request.inputs)} inputs",
+        )
+    tensor = request.inputs[0]
+    datatype, shape = tensor.datatype, list(tensor.shape)
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise ServingError(Kind.INVALID, f"got {len(request.raw_input_contents)} raw inputs for 1 input tensor")
+        return datatype, shape, tensors.decode_raw(datatype, request.raw_input_contents[0])
+    field = _CONTENTS.get(datatype)
+    if field is None:
+        return datatype, shape, None  # the data plane names the datatype problem
+    return datatype, shape, np.asarray(getattr(tensor.contents, field), dtype=np.float64)
+
+
+def start_grpc_server(plane: DataPlane, loop: asyncio.AbstractEventLoop, host: str, port: int,
+                      workers: int = 64, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.Server:
+    """Start the server (non-blocking) and return it; ``server.stop(grace)`` ends it."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perennial-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, loop), server)
+    address = f"{host}:{port}"
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot bind the gRPC server to {address}; is the port in use?")
+    server.start()
+    log.info("OIP v2 gRPC server listening on %s", address)
+    return server

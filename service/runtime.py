@@ -1,0 +1,71 @@
+"""Composition root of the serving process: builds every collaborator once and wires them.
+
+Like MLServer's ``server.py`` and cosmicpython's ``bootstrap.py``: real adapters by default
+(file registry, Kafka producer, gRPC server), each passed in through a constructor, so tests
+can build a `Runtime` around a temporary registry and ``bootstrap_servers=""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from service.dataplane import DataPlane
+from service.metrics_exposition import build_service_metrics
+from service.model_holder import ModelHolder, build_champion
+from service.prediction_log import KafkaEventLog
+from service.settings import ServiceSettings
+from training.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Everything one serving process holds: metrics, registry, champions, Kafka, gRPC."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.metrics = build_service_metrics()
+        key = settings.registry_key.get_secret_value() if settings.registry_key else None
+        self.registry = Registry(settings.registry_dir, key=key)
+        build = functools.partial(
+            build_champion,
+            metrics=self.metrics,
+            max_batch_size=settings.max_batch_size,
+            max_latency_ms=settings.max_latency_ms,
+            drift_window=settings.drift_window,
+            drift_every=settings.drift_every,
+            device=settings.device,
+            idle_wait=settings.batch_idle_wait,
+        )
+        self.holder = ModelHolder(self.registry, build, self.metrics, settings.watch_interval_s)
+        self.event_log = KafkaEventLog(settings.bootstrap_servers, self.metrics, settings.prediction_log_buffer)
+        self.plane = DataPlane(
+            self.holder,
+            self.metrics,
+            self.event_log,
+            max_instances=settings.max_instances,
+            admin_token=settings.token(),
+            log_predictions=settings.prediction_log,
+        )
+        self.grpc_server = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Load champions, start the watcher, the Kafka thread and the gRPC server."""
+        self.holder.start()
+        if not self.holder.served():
+            log.warning("no champion to serve yet in %s; waiting for one to be promoted", self.registry.root)
+        self.event_log.start()
+        if self.settings.grpc_port:
+            from service.oip.grpc_server import start_grpc_server
+
+            self.grpc_server = start_grpc_server(
+                self.plane, loop, self.settings.host, self.settings.grpc_port, self.settings.grpc_workers
+            )
+
+    def stop(self) -> None:
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=5).wait(6)
+        self.holder.stop()
+        self.event_log.close()

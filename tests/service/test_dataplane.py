@@ -1,0 +1,191 @@
+"""The data plane over a real registry and a real River champion, without a server process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.dataplane import DataPlane
+from service.errors import Kind, ServingError
+from service.metrics_exposition import build_service_metrics
+from service.model_holder import ModelHolder, build_champion
+from service.prediction_log import KafkaEventLog
+from streaming.schemas import ModelSchema, decode_prediction
+from training.learners.candidates import logistic_regression
+from training.reference import reference_histograms
+from training.registry import Registry
+from training.streams import iter_stream
+
+MODEL = "svc"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = list(iter_stream("agrawal", 300, 3))
+    learner = logistic_regression()
+    for x, y in data:
+        learner.learn_one(x, y)
+    return learner, [x for x, _ in data]
+
+
+@pytest.fixture
+def run():
+    """Run coroutines on one loop per test, as the server does (batchers bind to their loop)."""
+    loop = asyncio.new_event_loop()
+    yield loop.run_until_complete
+    loop.close()
+
+
+@pytest.fixture
+def plane(tmp_path: Path, trained) -> DataPlane:
+    learner, xs = trained
+    registry = Registry(tmp_path / "registry", key="test-key")
+    info = registry.publish(MODEL, learner, reference=reference_histograms(xs))
+    registry.promote(MODEL, info.version, "test")
+    metrics = build_service_metrics()
+
+    def build(loaded):
+        return build_champion(loaded, metrics, max_batch_size=64, max_latency_ms=10_000, drift_every=10)
+
+    holder = ModelHolder(registry, build, metrics)
+    holder.poll_once()
+    return DataPlane(holder, metrics, KafkaEventLog("", metrics), max_instances=8, admin_token="tok")
+
+
+def test_predict_returns_ids_labels_and_probabilities(run, plane: DataPlane, trained):
+    learner, xs = trained
+    out = run(plane.predict(MODEL, [{"features": xs[0]}, [xs[1][f] for f in learner.n_features_in]]))
+    assert out["model"] == MODEL and out["version"] == 1
+    first, second = out["predictions"]
+    assert first["prediction_id"] != second["prediction_id"]
+    expected = learner.predict_proba_one(xs[0])
+    assert first["probabilities"] == pytest.approx({str(k): v for k, v in expected.items()})
+    assert first["label"] == learner.predict_one(xs[0])
+    assert second["label"] == learner.predict_one(xs[1])
+
+
+@pytest.mark.parametrize(
+    ("instances", "kind", "needle"),
+    [
+        ([], Kind.INVALID, "empty"),
+        ("x", Kind.MALFORMED, "must be a list"),
+        ([[1.0]], Kind.INVALID, "has 1 values"),
+        ([{"features": {"nope": 1.0}}], Kind.INVALID, "unknown ['nope']"),
+        ([{"x": 1}], Kind.MALFORMED, "keys ['x']"),
+        ([[float("inf")] * 9], Kind.INVALID, "inf"),
+        ([["1"] * 9], Kind.INVALID, "str '1'"),
+        ([[True] * 9], Kind.INVALID, "bool"),
+        ([[1.0] * 9] * 9, Kind.TOO_LARGE, "at most 8"),
+    ],
+)
+def test_bad_instances_are_refused_with_the_reason(run, plane: DataPlane, instances, kind, needle):
+    with pytest.raises(ServingError) as e:
+        run(plane.predict(MODEL, instances))
+    assert e.value.kind is kind
+    assert needle in e.value.message
+
+
+def test_unknown_model_is_not_found_and_counted_without_its_name(run, plane: DataPlane):
+    with pytest.raises(ServingError) as e:
+        run(plane.predict("other", [[1.0]]))
+    assert e.value.kind is Kind.NOT_FOUND
+    assert plane.metrics.request_errors.labels(model="", transport="http", reason="not_found")._value.get() == 1
+
+
+def test_tensor_input_matches_instances(run, plane: DataPlane, trained):
+    learner, xs = trained
+    rows = np.array([[x[f] for f in learner.n_features_in] for x in xs[:5]])
+    result = run(plane.infer_tensor(MODEL, "FP64", [5, 9], rows.ravel()))
+    by_instances = run(plane.predict(MODEL, rows.tolist()))
+    assert result.labels == [p["label"] for p in by_instances["predictions"]]
+    with pytest.raises(ServingError, match="datatype 'INT64'"):
+        run(plane.infer_tensor(MODEL, "INT64", [5, 9], rows.ravel()))
+    with pytest.raises(ServingError, match=r"shape \[5, 8\]"):
+        run(plane.infer_tensor(MODEL, "FP64", [5, 8], rows.ravel()))
+
+
+def test_a_corrupt_version_is_refused_and_the_old_champion_keeps_serving(plane: DataPlane, trained):
+    registry = plane.holder.registry
+    info = registry.publish(MODEL, trained[0])
+    registry.promote(MODEL, info.version, "about to corrupt")
+    artifact = registry.root / MODEL / "versions" / str(info.version) / "artifact.bin"
+    artifact.write_bytes(b"garbage")
+    plane.holder.poll_once()
+    assert plane.holder.get(MODEL).version == 1
+    assert plane.metrics.model_swaps.labels(model=MODEL, result="refused")._value.get() == 1
+    assert "checksum" in plane.holder.refusals[-1]["reason"]
+
+
+def test_hot_swap_serves_the_new_version_and_retires_the_old(plane: DataPlane, trained):
+    old = plane.holder.get(MODEL)
+    registry = plane.holder.registry
+    registry.promote(MODEL, registry.publish(MODEL, trained[0]).version, "swap")
+    plane.holder.poll_once()
+    assert plane.holder.get(MODEL).version == 2 and old._retired
+
+
+def test_psi_gauges_follow_shifted_traffic(run, plane: DataPlane, trained):
+    learner, xs = trained
+    shifted = [{**x, "salary": x["salary"] * 10} for x in xs[:40]]
+    run(plane.predict(MODEL, [{"features": x} for x in shifted[:8]]))
+    for start in range(8, len(shifted), 8):
+        run(plane.predict(MODEL, [{"features": x} for x in shifted[start : start + 8]]))
+    gauge = plane.metrics.feature_drift_psi
+    assert gauge.labels(model=MODEL, feature="salary")._value.get() > 1.0
+    assert gauge.labels(model=MODEL, feature="age")._value.get() < 0.5
+
+
+def test_prediction_records_satisfy_the_streaming_schema(plane: DataPlane, trained):
+    learner, xs = trained
+    champ = plane.holder.get(MODEL)
+    rows = np.array([[xs[0][f] for f in champ.features]])
+    records = plane._records(champ, rows, np.array([[0.25, 0.75]]), ["id1"], [1])
+    import json
+
+    schema = ModelSchema(MODEL, tuple(champ.features), tuple(champ.classes))
+    decoded = decode_prediction(json.dumps(records[0]).encode(), schema)
+    assert decoded.prediction_id == "id1" and decoded.version == 1 and decoded.label == 1
+
+
+def test_feedback_validation(plane: DataPlane):
+    with pytest.raises(ServingError, match="unknown model"):
+        plane.feedback({"model": "x", "prediction_id": "p", "label": 1})
+    with pytest.raises(ServingError, match="prediction_id"):
+        plane.feedback({"model": MODEL, "label": 1})
+    with pytest.raises(ServingError) as e:
+        plane.feedback({"model": MODEL, "prediction_id": "p", "label": [1]})
+    assert e.value.kind is Kind.INVALID
+    with pytest.raises(ServingError, match="Kafka"):  # valid, but no broker configured here
+        plane.feedback({"model": MODEL, "prediction_id": "p", "label": 1})
+
+
+def test_admin_token_checks(plane: DataPlane):
+    with pytest.raises(ServingError) as e:
+        plane.check_admin(None)
+    assert e.value.kind is Kind.UNAUTHORIZED
+    with pytest.raises(ServingError) as e:
+        plane.check_admin("Bearer wrong")
+    assert e.value.kind is Kind.FORBIDDEN
+    plane.check_admin("Bearer tok")
+
+
+def test_forward_uses_a_learners_row_interface_when_it_has_one(plane: DataPlane, trained):
+    learner, xs = trained
+    champ = plane.holder.get(MODEL)
+    rows = np.array([[x[f] for f in champ.features] for x in xs[:3]])
+    by_dicts = champ.forward(rows, observe=False)
+    calls = []
+
+    def predict_proba_rows(r: np.ndarray) -> np.ndarray:  # what a PyTorch learner would do in one op
+        calls.append(r.shape)
+        return by_dicts[: len(r)]
+
+    champ.learner.predict_proba_rows = predict_proba_rows
+    try:
+        np.testing.assert_array_equal(champ.forward(rows, observe=False), by_dicts)
+    finally:
+        del champ.learner.predict_proba_rows
+    assert calls == [(3, 9)]
