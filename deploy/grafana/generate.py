@@ -1,0 +1,451 @@
+"""Generate Perennial's Grafana dashboards (deploy/grafana/dashboards/*.json).
+
+The JSON files are checked in (Grafana's file provisioning reads them as they are); this
+script is their source. After editing it, run::
+
+    .venv/bin/python deploy/grafana/generate.py
+
+and commit both. ``tests/deploy`` fails when the checked-in JSON differs from what this
+script produces, when a panel has no query, and when a query uses a metric that
+``streaming/metrics.py`` does not declare (BentoML's own ``bentoml_service_*`` HTTP metrics
+and Prometheus' ``up`` aside).
+
+Only the standard library is used, so the script runs anywhere. Every panel queries the
+provisioned Prometheus datasource by uid (deploy/grafana/provisioning/datasources), and
+every dashboard has a ``model`` variable (multi-select, "All" = ``.*``).
+
+Queries that count rare events (errors, dead letters, drifts) end in ``or on() vector(0)``,
+so a panel shows a flat zero instead of "No data" before the first event: the label child of
+such a counter only exists once it has been incremented.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DATASOURCE_UID = "perennial-prometheus"
+DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+SCHEMA_VERSION = 39
+M = 'model=~"$model"'
+RI = "$__rate_interval"
+NOT_PROBES = 'endpoint!~"/metrics|/v2/health/.*|/livez|/readyz|/healthz"'
+ZERO = " or on() vector(0)"
+
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict:
+    return {
+        "refId": ref,
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+        "instant": instant,
+        "editorMode": "code",
+    }
+
+
+def _targets(queries: list[tuple[str, str]], instant: bool = False) -> list[dict]:
+    return [target(e, legend, chr(ord("A") + i), instant) for i, (e, legend) in enumerate(queries)]
+
+
+def timeseries(title: str, description: str, queries: list[tuple[str, str]], unit: str = "short",
+               *, w: int = 12, h: int = 8, min_: float | None = None, max_: float | None = None,
+               bars: bool = False, stack: bool = False, thresholds: list[tuple[float, str]] | None = None,
+               steps: bool = False) -> dict:
+    defaults: dict = {
+        "unit": unit,
+        "custom": {
+            "drawStyle": "bars" if bars else "line",
+            "lineInterpolation": "stepAfter" if steps else "linear",
+            "fillOpacity": 60 if bars else 10,
+            "showPoints": "never",
+            "spanNulls": False,
+            "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        },
+    }
+    if min_ is not None:
+        defaults["min"] = min_
+    if max_ is not None:
+        defaults["max"] = max_
+    if thresholds:
+        defaults["thresholds"] = _thresholds(thresholds)
+        defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": _targets(queries),
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True,
+                       "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "_size": (w, h),
+    }
+
+
+def stat(title: str, description: str, queries: list[tuple[str, str]], unit: str = "short",
+         *, w: int = 6, h: int = 4, thresholds: list[tuple[float, str]] | None = None,
+         decimals: int | None = None) -> dict:
+    defaults: dict = {"unit": unit, "thresholds": _thresholds(thresholds or [])}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": _targets(queries),
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "area",
+            "textMode": "value_and_name",
+            "justifyMode": "auto",
+            "orientation": "auto",
+        },
+        "_size": (w, h),
+    }
+
+
+def table(title: str, description: str, queries: list[tuple[str, str]], *, w: int = 12, h: int = 6) -> dict:
+    return {
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": [dict(t, format="table") for t in _targets(queries, instant=True)],
+        "fieldConfig": {"defaults": {}, "overrides": []},
+        "options": {"showHeader": True},
+        "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+        "_size": (w, h),
+    }
+
+
+def _thresholds(steps: list[tuple[float, str]]) -> dict:
+    return {"mode": "absolute",
+            "steps": [{"color": "green", "value": None}] + [{"color": c, "value": v} for v, c in steps]}
+
+
+def layout(panels: list[dict]) -> list[dict]:
+    """Give panels ids and gridPos, filling rows of Grafana's 24-column grid left to right."""
+    x = y = row_h = 0
+    out = []
+    for i, panel in enumerate(panels, start=1):
+        w, h = panel.pop("_size")
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        out.append({"id": i, **panel, "gridPos": {"h": h, "w": w, "x": x, "y": y}})
+        x, row_h = x + w, max(row_h, h)
+    return out
+
+
+def model_variable() -> dict:
+    """The ``model`` variable: every model the service serves or a trainer trains."""
+    query = 'label_values({__name__=~"perennial_served_version|perennial_model_events_learned"}, model)'
+    return {
+        "name": "model",
+        "label": "Model",
+        "type": "query",
+        "datasource": DATASOURCE,
+        "definition": query,
+        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2,
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": True,
+        "sort": 1,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "hide": 0,
+    }
+
+
+def event_annotations() -> list[dict]:
+    """Promotions and rollbacks as annotations on every time series panel."""
+    builtin = {
+        "builtIn": 1,
+        "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+        "enable": True,
+        "hide": True,
+        "iconColor": "rgba(0, 211, 255, 1)",
+        "name": "Annotations & Alerts",
+        "type": "dashboard",
+    }
+
+    def on_counter(name: str, metric: str, color: str, verb: str) -> dict:
+        return {
+            "name": name,
+            "datasource": DATASOURCE,
+            "enable": True,
+            "hide": False,
+            "iconColor": color,
+            "expr": f"sum by (model) (increase({metric}{{{M}}}[1m])) > 0",
+            "step": "1m",
+            "titleFormat": name.rstrip("s"),
+            "textFormat": "{{model}} " + verb,
+            "tagKeys": "model",
+            "useValueForTime": False,
+        }
+
+    return [
+        builtin,
+        on_counter("Promotions", "perennial_promotions_total", "green", "promoted a challenger to champion"),
+        on_counter("Rollbacks", "perennial_rollbacks_total", "red", "rolled back to the previous champion"),
+    ]
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict]) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["perennial"],
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "10s",
+        "schemaVersion": SCHEMA_VERSION,
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "version": 1,
+        "links": [{"type": "dashboards", "tags": ["perennial"], "asDropdown": True, "title": "Perennial"}],
+        "annotations": {"list": event_annotations()},
+        "templating": {"list": [model_variable()]},
+        "panels": layout(panels),
+    }
+
+
+def quantiles(metric: str, by: str, qs: tuple[float, ...], selector: str, legend_prefix: str = "") -> list:
+    return [
+        (f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{selector}}}[{RI}])))",
+         f"{legend_prefix}p{round(q * 100)}")
+        for q in qs
+    ]
+
+
+# -- the four dashboards --------------------------------------------------------------------
+
+
+def service_dashboard() -> dict:
+    http = f"bentoml_service_request_total{{{NOT_PROBES}}}"
+    panels = [
+        stat("Served version", "Champion version each model's service replicas serve now "
+             "(highest across replicas; they converge within a watch interval).",
+             [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}}")], decimals=0),
+        stat("Ready replicas", "Service replicas whose /v2/health/ready is 200 (a champion of every model loaded).",
+             [("sum(perennial_service_ready)", "ready")], decimals=0),
+        stat("HTTP 5xx ratio", "Share of HTTP requests answered 5xx over the last 5 minutes "
+             "(alert PerennialHighErrorRate at 1%).",
+             [(f'(sum(rate(bentoml_service_request_total{{http_response_code=~"5..",{NOT_PROBES}}}[5m])){ZERO})'
+               f" / sum(rate({http}[5m]))", "5xx")],
+             unit="percentunit", thresholds=[(0.001, "yellow"), (0.01, "red")]),
+        stat("Requests in flight", "HTTP requests being served right now, all replicas.",
+             [(f"sum(bentoml_service_request_in_progress){ZERO}", "in flight")], decimals=0),
+        timeseries("HTTP request rate by endpoint", "Requests per second by endpoint (BentoML's counter; "
+                   "health probes and /metrics left out).",
+                   [(f"sum by (endpoint) (rate({http}[{RI}]))", "{{endpoint}}")], "reqps"),
+        timeseries("Predictions by model and version", "Instances predicted per second, over HTTP and gRPC, "
+                   "by the champion version that answered: a promotion shows as a hand-over between versions.",
+                   [(f"sum by (model, version) (rate(perennial_predictions_total{{{M}}}[{RI}]))",
+                     "{{model}} v{{version}}")], "ops", stack=True),
+        timeseries("HTTP latency quantiles", "End-to-end HTTP request duration (BentoML histogram), all endpoints "
+                   "but probes.",
+                   quantiles("bentoml_service_request_duration_seconds", "le", (0.5, 0.95, 0.99), NOT_PROBES), "s"),
+        timeseries("Model forward time", "Time of one batched model forward per model (p50, p99).",
+                   quantiles("perennial_inference_seconds", "model, le", (0.5, 0.99), M, "{{model}} "), "s"),
+        timeseries("Responses by status code", "HTTP responses per second by status code; 4xx are refused "
+                   "requests (see the next panel for why), 5xx are server errors.",
+                   [(f"sum by (http_response_code) (rate({http}[{RI}]))", "{{http_response_code}}")], "reqps"),
+        timeseries("Refused requests by transport and reason", "Requests refused by Perennial's validation, "
+                   "HTTP and gRPC, by reason (malformed, invalid, not_found, too_large, unavailable, ...).",
+                   [(f"sum by (transport, reason) (rate(perennial_request_errors_total{{{M}}}[{RI}])){ZERO}",
+                     "{{transport}} {{reason}}")], "reqps"),
+        timeseries("Batch size", "Instances per model forward under adaptive batching: batches grow with load.",
+                   quantiles("perennial_batch_size", "model, le", (0.5, 0.99), M, "{{model}} ")
+                   + [(f"sum by (model) (rate(perennial_batch_size_sum{{{M}}}[{RI}])) / "
+                       f"sum by (model) (rate(perennial_batch_size_count{{{M}}}[{RI}]))", "{{model}} mean")]),
+        timeseries("Served version over time", "Champion version served per model; steps are hot swaps.",
+                   [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}}")], "none", steps=True),
+        timeseries("Model swaps", "Hot swaps to a new champion version by result: loaded, or refused "
+                   "(bad signature or artifact; the last good version keeps serving).",
+                   [(f"sum by (model, result) (increase(perennial_model_swaps_total{{{M}}}[{RI}]))",
+                     "{{model}} {{result}}")], "none", bars=True),
+        timeseries("Feedback and prediction log", "Feedback records accepted by POST /feedback, and prediction "
+                   "records dropped because the Kafka log buffer was full or the broker was down.",
+                   [(f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} feedback"),
+                    (f"sum by (model) (rate(perennial_prediction_log_dropped_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} log dropped")], "ops"),
+    ]
+    return dashboard("perennial-service", "Perennial / Service",
+                     "Serving: traffic, latency, errors, the served champion version, adaptive batching.", panels)
+
+
+def learning_dashboard() -> dict:
+    panels = [
+        stat("Champion window accuracy", "Prequential accuracy of each model's champion over the sliding window.",
+             [(f'max by (model) (perennial_online_accuracy{{{M},role="champion"}})', "{{model}}")],
+             "percentunit"),
+        stat("Champion (trainer)", "The trainer's current champion: model, version and learner.",
+             [(f"max by (model, version, learner) (perennial_champion_info{{{M}}})",
+               "{{model}} v{{version}} {{learner}}")], "none", w=6, decimals=0),
+        stat("Promotions / rollbacks (range)", "Automatic promotions and rollbacks in the selected time range.",
+             [(f"sum(increase(perennial_promotions_total{{{M}}}[$__range]))", "promotions"),
+              (f"sum(increase(perennial_rollbacks_total{{{M}}}[$__range]))", "rollbacks")], decimals=0),
+        stat("Events learned", "Events each model has learned since bootstrap (survives restarts).",
+             [(f"max by (model) (perennial_model_events_learned{{{M}}})", "{{model}}")]),
+        timeseries("Window accuracy by learner and role", "Every learner is scored on each labeled event "
+                   "before it learns from it, on the same events: champion, challengers and the previous "
+                   "champion (kept for the rollback test).",
+                   [(f"max by (model, role, learner) (perennial_online_accuracy{{{M}}})",
+                     "{{model}} {{role}} {{learner}}")], "percentunit", min_=0, max_=1),
+        timeseries("Window macro-F1 by learner and role", "Macro-F1 over the same sliding window.",
+                   [(f"max by (model, role, learner) (perennial_online_f1{{{M}}})",
+                     "{{model}} {{role}} {{learner}}")], "percentunit", min_=0, max_=1),
+        timeseries("Drift events", "Concept drifts detected on each learner's error stream; a champion drift "
+                   "spawns a fresh challenger trained only on post-drift data.",
+                   [(f"sum by (model, learner) (increase(perennial_drift_detected_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} {{learner}}")], "none", bars=True),
+        timeseries("Promotions and rollbacks", "Champion changes made by the trainer (also drawn as "
+                   "annotations on every panel).",
+                   [(f"sum by (model) (increase(perennial_promotions_total{{{M}}}[{RI}]))", "{{model}} promotions"),
+                    (f"sum by (model) (increase(perennial_rollbacks_total{{{M}}}[{RI}]))", "{{model}} rollbacks")],
+                   "none", bars=True),
+        timeseries("Champion accuracy vs best challenger", "Window accuracy of the champion and of the best "
+                   "challenger: a challenger above the champion by the promotion margin is about to be promoted.",
+                   [(f'max by (model) (perennial_online_accuracy{{{M},role="champion"}})', "{{model}} champion"),
+                    (f'max by (model) (perennial_online_accuracy{{{M},role="challenger"}})',
+                     "{{model}} best challenger")], "percentunit", min_=0, max_=1),
+        timeseries("Served version", "Version the service answers with; it follows the trainer's "
+                   "champion alias (panel 'Champion (trainer)') within the registry watch interval.",
+                   [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}} served")],
+                   "none", steps=True),
+    ]
+    return dashboard("perennial-learning", "Perennial / Learning",
+                     "The learning loop: prequential accuracy and F1 of every learner, drift, promotions "
+                     "and rollbacks.", panels)
+
+
+def data_dashboard() -> dict:
+    join = f"perennial_label_join_total{{{M}}}"
+    panels = [
+        stat("Max feature PSI", "Largest population stability index of any served feature against the "
+             "champion's training reference (0.1 moderate shift, 0.25 large).",
+             [(f"max by (model) (perennial_feature_drift_psi{{{M}}})", "{{model}}")],
+             thresholds=[(0.1, "yellow"), (0.25, "red")]),
+        stat("Label join hit rate", "Labels joined to their prediction record (at once or after waiting) "
+             "among all labels that reached the trainer, last 5 minutes.",
+             [(f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late"}}[5m])) / '
+               f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late|miss"}}[5m]))',
+               "{{model}}")], "percentunit"),
+        stat("Feedback accepted", "Feedback records accepted by POST /feedback per second.",
+             [(f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[5m])){ZERO}", "{{model}}")],
+             "ops"),
+        stat("Predictions served", "Instances predicted per second (HTTP and gRPC).",
+             [(f"sum by (model) (rate(perennial_predictions_total{{{M}}}[5m]))", "{{model}}")], "ops"),
+        timeseries("Feature PSI", "PSI of each served feature over the service's sliding window, against the "
+                   "champion's training reference.",
+                   [(f"max by (model, feature) (perennial_feature_drift_psi{{{M}}})", "{{model}} {{feature}}")],
+                   thresholds=[(0.1, "yellow"), (0.25, "red")]),
+        timeseries("Label join outcomes", "Labels per second by join result: hit (prediction found), late "
+                   "(label waited for its prediction), miss (no prediction within the grace period), expired "
+                   "(a prediction that never got a label).",
+                   [(f"sum by (model, result) (rate({join}[{RI}]))", "{{model}} {{result}}")], "ops", stack=True),
+        timeseries("Label join hit rate", "Share of labels joined to their prediction record.",
+                   [(f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late"}}[{RI}])) / '
+                     f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late|miss"}}[{RI}]))',
+                     "{{model}}")], "percentunit", min_=0, max_=1),
+        timeseries("Label delay (proxy): share of join outcomes", "Share of each join result among all. "
+                   "Perennial exports no label-delay histogram yet; a growing 'late' share means labels "
+                   "overtake their predictions, a growing 'expired' share means labels arrive later than "
+                   "the join TTL (PERENNIAL_JOIN_TTL_S) or not at all.",
+                   [(f"sum by (model, result) (rate({join}[{RI}])) / on (model) group_left "
+                     f"sum by (model) (rate({join}[{RI}]))", "{{model}} {{result}}")],
+                   "percentunit", min_=0, max_=1, stack=True),
+        timeseries("Feedback vs predictions", "Labeled feedback accepted by the service against predictions "
+                   "served: the label coverage of the stream the trainer learns from.",
+                   [(f"sum by (model) (rate(perennial_predictions_total{{{M}}}[{RI}]))", "{{model}} predictions"),
+                    (f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} feedback")], "ops"),
+    ]
+    return dashboard("perennial-data", "Perennial / Data",
+                     "The data: feature drift of served traffic, label joins and label coverage.", panels)
+
+
+def pipeline_dashboard() -> dict:
+    consumed = f"sum by (model) (rate(perennial_events_consumed_total{{{M}}}[5m]))"
+    panels = [
+        stat("Consumer lag", "Records between the trainer's position and the end of its partitions.",
+             [(f"sum by (model) (max by (model, partition) (perennial_consumer_lag{{{M}}}))", "{{model}}")],
+             thresholds=[(1000, "yellow"), (10000, "red")]),
+        stat("Events learned / s", "Labeled events learned per second, last 5 minutes.",
+             [(f"sum by (model) (rate(perennial_events_learned_total{{{M}}}[5m]))", "{{model}}")], "ops"),
+        stat("Dead-letter ratio", "Dead-lettered among consumed records, last 5 minutes (alert at 1%).",
+             [(f"(sum by (model) (rate(perennial_events_dead_lettered_total{{{M}}}[5m])) or {consumed} * 0)"
+               f" / {consumed}", "{{model}}")],
+             "percentunit", thresholds=[(0.001, "yellow"), (0.01, "red")]),
+        stat("Trainers up", "Trainer processes Prometheus can scrape: the active one and hot standbys.",
+             [('sum(up{job="perennial-trainer"})', "trainers")], decimals=0),
+        timeseries("Consumed, learned and dead-lettered", "Records per second read from Kafka, labeled events "
+                   "learned (test-then-train) and invalid records sent to <model>.feedback.dlq.",
+                   [(f"sum by (model) (rate(perennial_events_consumed_total{{{M}}}[{RI}]))", "{{model}} consumed"),
+                    (f"sum by (model) (rate(perennial_events_learned_total{{{M}}}[{RI}]))", "{{model}} learned"),
+                    (f"sum by (model) (rate(perennial_events_dead_lettered_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} dead-lettered")], "ops"),
+        timeseries("Dead letters by reason", "Invalid events by reason (not_json, missing_field, nan, "
+                   "unknown_class, ...).",
+                   [(f"sum by (model, reason) (increase(perennial_events_dead_lettered_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} {{reason}}")], "none", bars=True, stack=True),
+        timeseries("Consumer lag by partition", "Lag per partition (the highest value reported by any "
+                   "trainer replica; a standby reports none).",
+                   [(f"max by (model, partition) (perennial_consumer_lag{{{M}}})", "{{model}} p{{partition}}")]),
+        timeseries("Checkpoint time", "Time to write a durable checkpoint (learners, evaluator, offsets); "
+                   "offsets are committed only after it.",
+                   quantiles("perennial_checkpoint_seconds", "model, le", (0.5, 0.99), M, "{{model}} ")
+                   + [(f"sum by (model) (rate(perennial_checkpoint_seconds_count{{{M}}}[{RI}])) * 60",
+                       "{{model}} checkpoints/min")], "s"),
+        timeseries("Learn time per batch", "Time to score and learn one polled batch across all learners.",
+                   quantiles("perennial_learn_seconds", "model, le", (0.5, 0.99), M, "{{model}} "), "s"),
+        timeseries("Events learned since bootstrap", "Restored from the checkpoint, so it survives restarts "
+                   "and a standby's takeover.",
+                   [(f"max by (model) (perennial_model_events_learned{{{M}}})", "{{model}}")]),
+    ]
+    return dashboard("perennial-pipeline", "Perennial / Pipeline",
+                     "The streaming trainer: Kafka consumption, learning throughput, dead letters, lag, "
+                     "checkpoints.", panels)
+
+
+def build_dashboards() -> dict[str, dict]:
+    """File name → dashboard JSON object, for every dashboard."""
+    return {
+        "service.json": service_dashboard(),
+        "learning.json": learning_dashboard(),
+        "data.json": data_dashboard(),
+        "pipeline.json": pipeline_dashboard(),
+    }
+
+
+def render(obj: dict) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+def main(out_dir: Path = OUT_DIR) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, obj in build_dashboards().items():
+        (out_dir / name).write_text(render(obj), encoding="utf-8")
+        print(f"wrote {out_dir / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR))
