@@ -5,7 +5,7 @@ that takes a STREAM (``replay``, ``bootstrap``, ``produce``, ``demo``):
 
 ================  ============================================================
 agrawal-drift     River's Agrawal generator, three abrupt function switches
-agrawal           Agrawal, one function (stationary control)
+agrawal           Agrawal, one function (stationary control); agrawal-fN picks function N (0-9)
 sea-drift         River's SEA generator cycling its four concepts, 10% noise
 digits-rotate     scikit-learn digits, rotated further at each phase, augmented
 phishing          River's bundled phishing data (1,250 events)
@@ -48,10 +48,19 @@ BUILTIN: dict[str, StreamInfo] = {
 }
 
 
+def _agrawal_function(name: str) -> int | None:
+    if name.startswith("agrawal-f") and name[9:].isdigit() and 0 <= int(name[9:]) <= 9:
+        return int(name[9:])
+    return None
+
+
 def stream_info(name: str) -> StreamInfo:
     """What a stream is; CSV paths get a generic description."""
     if name in BUILTIN:
         return BUILTIN[name]
+    function = _agrawal_function(name)
+    if function is not None:
+        return StreamInfo(name, 50_000, 1, "tabular", f"Agrawal, function {function} only (no drift)")
     if name.endswith(".csv") or Path(name).is_file():
         return StreamInfo(name, 0, 1, "tabular", f"CSV file {name}")
     raise ValueError(
@@ -72,6 +81,8 @@ def iter_stream(name: str, n_events: int | None = None, seed: int = 42, target: 
         return tabular.agrawal_drift(n, seed)
     if name == "agrawal":
         return tabular.agrawal_stationary(n, seed)
+    if _agrawal_function(name) is not None:
+        return tabular.agrawal_stationary(n, seed, function=_agrawal_function(name))
     if name == "sea-drift":
         return tabular.sea_drift(n, seed)
     if name == "digits-rotate":
