@@ -23,6 +23,16 @@ from training.streams.digits import (
     phase_of_event,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks run faster on one thread, and the CI machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 SMALL = {"hidden_layers": (16,), "lr": 0.01, "batch_size": 8, "replay_size": 40, "device": "cpu"}
 
 
@@ -76,6 +86,20 @@ def test_batch_prediction_matches_one_at_a_time():
     batch = learner.predict_proba_many(PROBES)
     for x, proba in zip(PROBES, batch, strict=True):
         assert learner.predict_proba_one(x) == pytest.approx(proba, abs=1e-6)
+
+
+def test_rows_fast_path_matches_dicts():
+    learner = trained(blobs(30))
+    rows = np.array([[x[f] for f in learner.n_features_in] for x in PROBES])
+    rows[0, 1] = np.nan  # NaN is a missing feature, as in a dict without it
+    expected = learner.predict_proba_many(
+        [{f: x[f] for f in learner.n_features_in if f != "x" or i} for i, x in enumerate(PROBES)]
+    )
+    out = learner.predict_proba_rows(rows)
+    assert out.shape == (len(PROBES), 3)
+    assert out == pytest.approx(np.array([[p[c] for c in learner.classes] for p in expected]))
+    with pytest.raises(ValueError, match="expected 3"):
+        learner.predict_proba_rows(rows[:, :2])
 
 
 def test_learns_a_separable_problem():
@@ -138,6 +162,15 @@ def test_missing_feature_counts_as_its_running_mean():
         learner.predict_proba_one({**x, "noise": mean_noise}), abs=1e-6
     )
     learner.learn_one({"x": -3.0}, "a")  # missing features at learn time do not crash either
+
+
+def test_featureless_events_do_not_build_the_network():
+    learner = TorchMLPLearner(**SMALL)
+    learner.learn_one({}, "a")
+    assert learner.predict_proba_one({"x": 1.0}) == {}
+    learner.learn_one({"x": 1.0}, "b")
+    assert learner.n_features_in == ["x"]
+    assert set(learner.predict_proba_one({"x": 1.0})) == {"a", "b"}
 
 
 def test_unseen_features_are_ignored():

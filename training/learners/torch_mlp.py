@@ -22,10 +22,17 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from training.learners.base import Features, Label, Learner, check_features
+from training.learners.base import (
+    Features,
+    InvalidFeaturesError,
+    Label,
+    Learner,
+    check_features,
+)
 from training.learners.torch_parts import (
     ACTIVATIONS,
     ClassBalancedReservoir,
@@ -112,7 +119,6 @@ class TorchMLPLearner(Learner):
         self._classes: list[Label] = []
         self._class_ids: dict[Label, int] = {}
         self._features: list[str] = []
-        self._feature_ids: dict[str, int] = {}
         self._net: nn.Sequential | None = None
         self._opt: torch.optim.Optimizer | None = None
         self._scaler: RunningScaler | None = None
@@ -161,11 +167,25 @@ class TorchMLPLearner(Learner):
             check_features(x)
         if self._net is None or not xs:
             return [{} for _ in xs]
-        z = self._scaler.transform(self._vectors(xs)).to(self._device)
-        self._net.eval()
-        with torch.inference_mode():
-            proba = torch.softmax(self._net(z).double(), dim=1).cpu().tolist()
+        proba = self._forward(self._vectors(xs)).tolist()
         return [dict(zip(self._classes, row, strict=True)) for row in proba]
+
+    def predict_proba_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Fast path for serving: ``[n, n_features]`` rows in `n_features_in` order in,
+        ``[n, n_classes]`` probabilities in `classes` order out; no per-row dicts.
+
+        NaN in a row counts as a missing feature; infinity is refused.
+        """
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float64)).reshape(len(rows), -1)
+        if x.shape[1] != len(self._features):
+            raise ValueError(
+                f"rows have {x.shape[1]} columns; expected {len(self._features)} ({self._features})"
+            )
+        if torch.isinf(x).any():
+            raise InvalidFeaturesError("rows contain infinity; features must be finite numbers")
+        if self._net is None:
+            return np.zeros((len(x), 0))
+        return self._forward(x).numpy()
 
     def learn_one(self, x: Features, y: Label) -> None:
         self.learn_many([x], [y])
@@ -177,6 +197,8 @@ class TorchMLPLearner(Learner):
         learner untouched.
         """
         x_rows, y_ids = self._ingest(xs, ys)
+        if self._net is None:  # only featureless events so far
+            return
         start = 0
         while start < len(y_ids):
             stop = min(len(y_ids), start + self.batch_size - len(self._pending_y))
@@ -211,6 +233,8 @@ class TorchMLPLearner(Learner):
         _require(max_epochs >= 1, "max_epochs", max_epochs, "an integer >= 1")
         _require(patience >= 1, "patience", patience, "an integer >= 1")
         x_train, y_train_ids = self._ingest(X_train, y_train)
+        if self._net is None:
+            raise ValueError("fit_offline needs training examples with at least one feature")
         x_val, y_val_ids = self._ingest(X_val, y_val) if len(X_val) else (None, [])
         self._scaler.update(x_train)
         z_train = self._scaler.transform(x_train).to(self._device)
@@ -317,7 +341,6 @@ class TorchMLPLearner(Learner):
 
     def _build(self, features: Sequence[str]) -> None:
         self._features = sorted(features)
-        self._feature_ids = {f: i for i, f in enumerate(self._features)}
         with seeded(self.seed, self._device):
             self._net = build_network(
                 len(self._features),
@@ -345,8 +368,9 @@ class TorchMLPLearner(Learner):
                         f"label {y!r} is not one of the fixed classes {list(self.fixed_classes)}"
                     )
         ids = [self._class_ids[y] if y in self._class_ids else self._add_class(y) for y in ys]
-        if self._net is None and len(xs):
-            self._build(xs[0].keys())
+        first = next((x for x in xs if x), None)  # an event without features teaches nothing
+        if self._net is None and first is not None:
+            self._build(first.keys())
         return self._vectors(xs), ids
 
     def _vectors(self, xs: Sequence[Features]) -> torch.Tensor:
@@ -383,6 +407,13 @@ class TorchMLPLearner(Learner):
             loss.backward()
             self._opt.step()
         return loss.item()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw float64 rows → float64 CPU probabilities, in one batched forward."""
+        z = self._scaler.transform(x).to(self._device)
+        self._net.eval()
+        with torch.inference_mode():
+            return torch.softmax(self._net(z).double(), dim=1).cpu()
 
     def _evaluate(self, x: torch.Tensor, y_ids: list[int]) -> tuple[float, float]:
         z = self._scaler.transform(x).to(self._device)
