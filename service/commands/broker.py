@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import signal
     import sys
     import threading
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from streaming.broker import MEMORY_ONLY_WARNING, BrokerError, EmbeddedBroker, ensure_topics
     from streaming.topics import model_topics
 
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

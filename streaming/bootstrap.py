@@ -1,0 +1,135 @@
+"""Composition root of `perennial train`: real adapters built here, passed down, nothing global.
+
+Following cosmicpython's ``bootstrap.py``: one function wires the registry, the publisher
+journal, the checkpoint store, the Kafka consumer and producer, the dead-letter sink and the
+metrics; tests build a `Trainer` with in-memory pieces instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streaming.checkpoint import CheckpointStore
+from streaming.join import JoinStore
+from streaming.metrics import TrainerMetrics
+from streaming.settings import TrainerSettings
+from streaming.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Trainer | None]) -> tuple[
+        Callable[[], Any], Callable[[bytes], Any]]:
+    """`fresh_system` (registry champion + candidate challengers) and `restore_system`."""
+    from streaming.publishing import JournaledPublisher
+    from training.learners.candidates import build_candidates
+    from training.publishers import RegistryPublisher
+    from training.registry import Registry
+    from training.system import LearningSystem, LoopConfig
+
+    registry = Registry(settings.registry_dir)
+    model = settings.model
+
+    def position() -> int:
+        trainer = trainer_ref()
+        return trainer.system.events_learned if trainer is not None and trainer.system is not None else 0
+
+    publisher = JournaledPublisher(RegistryPublisher(registry, model),
+                                   settings.checkpoint_dir / model / "publish-journal.jsonl", position)
+
+    def fresh() -> Any:
+        loaded = registry.load(model, "champion")
+        challengers = [c for c in build_candidates(settings.candidates)]
+        return LearningSystem(model, loaded.learner, challengers, LoopConfig(), publisher, loaded.info.version)
+
+    def restore(blob: bytes) -> Any:
+        return LearningSystem.from_bytes(blob, publisher=publisher)
+
+    return fresh, restore
+
+
+def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_letters: Any,
+                  fresh_system: Callable[[], Any] | None = None,
+                  restore_system: Callable[[bytes], Any] | None = None) -> Trainer:
+    """A `Trainer` for `settings.model`; system factories default to the registry ones."""
+    holder: list[Trainer] = []
+    if fresh_system is None or restore_system is None:
+        fresh_system, restore_system = system_factories(settings, lambda: holder[0] if holder else None)
+    trainer = Trainer(
+        settings.model,
+        fresh_system=fresh_system,
+        restore_system=restore_system,
+        store=CheckpointStore(settings.checkpoint_dir, settings.model, settings.hmac_key(), settings.checkpoints_kept),
+        dead_letters=dead_letters,
+        metrics=metrics,
+        join=JoinStore(settings.join_ttl_s, settings.join_grace_s, settings.join_max_predictions,
+                       settings.join_max_pending),
+        recent_ids=settings.recent_event_ids,
+        checkpoint_every=settings.checkpoint_every_events,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        stats_interval_s=settings.stats_interval_s,
+        schema_limits={"max_event_bytes": settings.max_event_bytes, "max_features": settings.max_features,
+                       "allow_missing_features": settings.allow_missing_features},
+        allow_new_classes=settings.allow_new_classes,
+    )
+    holder.append(trainer)
+    return trainer
+
+
+@dataclass
+class TrainerProcess:
+    """Everything `perennial train` runs, so the CLI and tests can start and stop it."""
+
+    settings: TrainerSettings
+    trainer: Trainer
+    loop: Any
+    producer: Any
+    metrics_registry: CollectorRegistry
+    metrics_server: Any = None
+
+    def run(self) -> None:
+        try:
+            self.loop.run()
+        finally:
+            self.producer.flush()
+            self.producer.close()
+            if self.metrics_server is not None:
+                self.metrics_server[0].shutdown()
+
+
+def build_process(settings: TrainerSettings, stop: threading.Event | None = None,
+                  serve_metrics: bool = True) -> TrainerProcess:
+    """Wire the real adapters: Kafka consumer and producer, registry, checkpoints, metrics."""
+    from kafka import KafkaProducer
+
+    from streaming.broker import ensure_topics
+    from streaming.consumer import TrainerLoop, build_consumer
+    from streaming.dlq import KafkaDeadLetters
+    from streaming.topics import dlq_topic, model_topics
+
+    if not settings.model:
+        raise ValueError("no model given: pass --model NAME (or set PERENNIAL_MODEL)")
+    if settings.create_topics:
+        ensure_topics(settings.bootstrap_servers, model_topics(settings.model), settings.partitions,
+                      settings.replication_factor)
+    registry = CollectorRegistry()
+    metrics = TrainerMetrics(registry)
+    server = None
+    if serve_metrics and settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        server = start_http_server(settings.metrics_port, registry=registry)
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all",
+                             linger_ms=5, client_id=f"perennial-trainer-{settings.model}-dlq")
+    trainer = build_trainer(settings, metrics, KafkaDeadLetters(producer, dlq_topic(settings.model)))
+    consumer = build_consumer(settings, settings.model)
+    loop = TrainerLoop(trainer, consumer, poll_timeout_ms=settings.poll_timeout_ms,
+                       max_records=settings.max_poll_records, stop=stop)
+    return TrainerProcess(settings, trainer, loop, producer, registry, server)

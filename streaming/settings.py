@@ -1,0 +1,82 @@
+"""Settings of the streaming trainer: flags override ``PERENNIAL_*`` env, which overrides defaults.
+
+Defaults work on a laptop against `perennial broker`; the same code points at a Kafka cluster
+by setting ``PERENNIAL_BOOTSTRAP_SERVERS``. The Kafka timeouts are tuned so a consumer-group
+join takes about three seconds on the embedded broker (kafka-python's defaults take much
+longer there) and a crashed trainer's standby takes over within ``session_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Connection and client tuning shared by the trainer, the producer and benchmarks."""
+
+    model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated Kafka bootstrap servers (the embedded broker's default address).",
+    )
+    partitions: int = Field(1, ge=1, description="Partitions of topics the trainer/producer creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics (3 on a real cluster).")
+    create_topics: bool = Field(True, description="Create missing topics at start (off if an operator manages them).")
+    session_timeout_ms: int = Field(6000, ge=1000, description="Group session timeout: how fast a dead trainer is noticed.")
+    heartbeat_interval_ms: int = Field(2000, ge=100, description="Heartbeat period; about a third of the session timeout.")
+    max_poll_interval_ms: int = Field(300000, ge=1000, description="Longest pause between polls before the group evicts us.")
+    request_timeout_ms: int = Field(30000, ge=1000, description="Kafka request timeout.")
+    max_poll_records: int = Field(2000, ge=1, description="Records per poll; one poll is one learn batch.")
+    poll_timeout_ms: int = Field(200, ge=1, description="How long a poll waits for records when the topics are idle.")
+
+
+class TrainerSettings(KafkaSettings):
+    """Everything `perennial train` needs; one object per process (see DESIGN "Conventions")."""
+
+    model: str = Field("", description="Model to train: topics <model>.feedback/.predictions, group perennial-trainer-<model>.")
+    registry_dir: Path = Field(Path(".perennial/registry"), description="Model registry root (shared volume in production).")
+    candidates: str = Field(
+        "logreg,hat", description="Challengers trained beside the champion (names from training.learners.candidates)."
+    )
+    checkpoint_dir: Path = Field(
+        Path(".perennial/checkpoints"),
+        description="Checkpoint root, shared by the active trainer and its hot standby; one folder per model.",
+    )
+    checkpoint_key: SecretStr | None = Field(
+        None,
+        description="HMAC key signing checkpoints (they hold pickles); falls back to PERENNIAL_REGISTRY_KEY, then a dev key.",
+    )
+    checkpoint_every_events: int = Field(10000, ge=1, description="Checkpoint (then commit offsets) after this many consumed records.")
+    checkpoint_interval_s: float = Field(10.0, gt=0, description="... or after this many seconds with anything new, whichever first.")
+    checkpoints_kept: int = Field(2, ge=1, description="Checkpoint generations kept; an unreadable newest falls back to an older one.")
+    recent_event_ids: int = Field(100000, ge=0, description="Learned event ids remembered (and checkpointed) to skip duplicates.")
+    join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction record waits for its label before it expires.")
+    join_grace_s: float = Field(30.0, ge=0, description="How long label-only feedback waits for a prediction that has not arrived yet.")
+    join_max_predictions: int = Field(200000, ge=1, description="Bound on prediction records held for joining; the oldest expire first.")
+    join_max_pending: int = Field(50000, ge=1, description="Bound on label-only feedback waiting for its prediction; the oldest miss first.")
+    max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered as 'oversized'.")
+    max_features: int = Field(4096, ge=1, description="More features than this is 'oversized'.")
+    allow_new_classes: bool = Field(False, description="Accept labels the champion has never seen (else 'unknown_class').")
+    allow_missing_features: bool = Field(False, description="Accept events lacking some of the champion's features (else 'missing_feature').")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port of the trainer (0 disables).")
+    stats_interval_s: float = Field(1.0, gt=0, description="How often window accuracy/F1 and lag gauges are refreshed.")
+
+    def hmac_key(self) -> bytes:
+        """The checkpoint signing key: own setting, else the registry's, else a public dev key."""
+        import os
+
+        if self.checkpoint_key is not None and self.checkpoint_key.get_secret_value():
+            return self.checkpoint_key.get_secret_value().encode()
+        registry_key = os.environ.get("PERENNIAL_REGISTRY_KEY")
+        if registry_key:
+            return registry_key.encode()
+        return b"perennial-development-key-NOT-SECRET"
+
+    @classmethod
+    def from_flags(cls, **flags: object) -> TrainerSettings:
+        """Settings with CLI flags (None means 'not given') over env over defaults."""
+        return cls(**{k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,375 @@
+"""The trainer's core: consumed records in; learning, dead letters and checkpoints out.
+
+It knows records (topic, partition, offset, bytes), never a Kafka client: the poll loop
+(`streaming.consumer`) feeds it and commits what it returns, so this module is tested with
+plain lists and a temp directory, and the same object runs against Tansu or a Kafka cluster.
+
+Exactly-once effect, in three rules:
+
+1. ``offsets`` advance only past records whose effect (learned, parked in the join store,
+   dead-lettered, skipped) is in memory; a checkpoint captures that memory and those offsets
+   atomically (`streaming.checkpoint`), and only then are offsets committed to Kafka.
+2. On (re)assignment the trainer restores the newest checkpoint and reads on from *its*
+   offsets; a record below the expected offset was already handled and is skipped, a record
+   above it means the consumer is ahead of the checkpoint and `OffsetGap` makes the loop
+   seek back.
+3. Event ids learned recently are part of the checkpoint, so a feedback event delivered
+   twice is learned once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streaming.checkpoint import Checkpoint, CheckpointStore
+from streaming.dedupe import RecentIds
+from streaming.dlq import DeadLetter, DeadLetterSink
+from streaming.join import JoinResult, JoinStore
+from streaming.metrics import TrainerMetrics
+from streaming.schemas import (
+    InvalidEvent,
+    ModelSchema,
+    Reason,
+    decode_feedback,
+    decode_prediction,
+)
+from streaming.topics import feedback_topic, predictions_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, decoupled from the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int = 0
+
+
+class OffsetGap(Exception):
+    """The consumer delivered a record past the checkpointed position: seek back to `offset`."""
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        super().__init__(f"{topic}[{partition}] is ahead of the checkpoint; seek to {offset}")
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+class Trainer:
+    """Test-then-train from consumed records, with checkpoints; see the module docstring.
+
+    `restore_system(blob)` rebuilds a `LearningSystem` from checkpoint bytes (it attaches the
+    publisher); `fresh_system()` builds one from the registry champion when no checkpoint
+    exists yet. Both are given by the composition root.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        fresh_system: Callable[[], Any],
+        restore_system: Callable[[bytes], Any],
+        store: CheckpointStore,
+        dead_letters: DeadLetterSink,
+        metrics: TrainerMetrics,
+        join: JoinStore | None = None,
+        recent_ids: int = 100000,
+        checkpoint_every: int = 10000,
+        checkpoint_interval_s: float = 10.0,
+        stats_interval_s: float = 1.0,
+        schema_limits: dict[str, Any] | None = None,
+        allow_new_classes: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model = model
+        self.feedback_topic, self.predictions_topic = feedback_topic(model), predictions_topic(model)
+        self._fresh_system, self._restore_system = fresh_system, restore_system
+        self.store, self.dead_letters, self.metrics = store, dead_letters, metrics
+        self._join_template = join if join is not None else JoinStore()
+        self._recent_capacity = recent_ids
+        self.checkpoint_every, self.checkpoint_interval_s = checkpoint_every, checkpoint_interval_s
+        self.stats_interval_s = stats_interval_s
+        self._schema_limits = schema_limits or {}
+        self._allow_new_classes = allow_new_classes
+        self._clock = clock
+        self.system: Any = None
+        self.loaded = False  # True once state is restored (or freshly built) for this ownership
+        self._m = _Bound(metrics, model)
+
+    # -- ownership: restore and checkpoint ------------------------------------------------------
+
+    def restore(self) -> dict[tuple[str, int], int]:
+        """Load the newest checkpoint (or start fresh); returns the offsets to seek to."""
+        ckpt = self.store.load_latest()
+        join = JoinStore(self._join_template.ttl_s, self._join_template.grace_s,
+                         self._join_template.max_predictions, self._join_template.max_pending)
+        if ckpt is None:
+            self.system = self._fresh_system()
+            self.offsets: dict[tuple[str, int], int] = {}
+            self.recent = RecentIds(self._recent_capacity)
+            self.stream_time: float | None = None
+            self._seq: int | None = None
+            log.info("%s: no checkpoint yet; starting from the registry champion (version %s)",
+                     self.model, self.system.champion_version)
+        else:
+            self.system = self._restore_system(ckpt.system)
+            self.offsets = dict(ckpt.offsets)
+            self.recent = RecentIds(self._recent_capacity, ckpt.recent_ids)
+            join.restore(ckpt.join)
+            self.stream_time = ckpt.stream_time
+            self._seq = ckpt.seq
+            log.info("%s: resumed from checkpoint %d: %d events learned, offsets %s",
+                     self.model, ckpt.seq, self.system.events_learned, _fmt(self.offsets))
+        self.join = join
+        self._join_counts = dict(join.counts)
+        self.schema = self._build_schema()
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        self._last_stats = -1e18
+        self._last_record_wall = self._clock()
+        self.loaded = True
+        self._m.model_events_learned.set(self.system.events_learned)
+        self._set_champion_info()
+        self.refresh_stats(force=True)
+        return dict(self.offsets)
+
+    def _build_schema(self) -> ModelSchema:
+        schema = ModelSchema.from_system(self.system, **self._schema_limits)
+        if self._allow_new_classes:
+            schema = ModelSchema(schema.model, schema.feature_names, None, schema.max_event_bytes,
+                                 schema.max_features, schema.allow_missing_features)
+        return schema
+
+    def checkpoint_due(self) -> bool:
+        if not self.loaded or self._since_checkpoint == 0:
+            return False
+        return (self._since_checkpoint >= self.checkpoint_every
+                or self._clock() - self._last_checkpoint >= self.checkpoint_interval_s)
+
+    def checkpoint(self) -> dict[tuple[str, int], int]:
+        """Make everything handled so far durable; returns the offsets now safe to commit."""
+        started = time.perf_counter()
+        self.dead_letters.flush()  # dead letters first: a checkpoint must not outrun them
+        ckpt = Checkpoint(
+            model=self.model, system=self.system.to_bytes(), offsets=dict(self.offsets),
+            recent_ids=self.recent.to_list(), join=self.join.state(), stream_time=self.stream_time,
+            info={"events_learned": self.system.events_learned,
+                  "champion_version": self.system.champion_version},
+        )
+        self._seq = self.store.save(ckpt, self._seq)
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        elapsed = time.perf_counter() - started
+        self._m.checkpoint_seconds.observe(elapsed)
+        log.debug("%s: checkpoint %d (%d events learned, %.3fs)", self.model, self._seq,
+                  self.system.events_learned, elapsed)
+        return dict(self.offsets)
+
+    def release(self) -> None:
+        """Forget in-memory state (partitions revoked or lost); the next owner restores."""
+        self.loaded = False
+        self.system = None
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def handle(self, records: Iterable[Record]) -> int:
+        """Handle a batch (predictions before feedback); returns events learned."""
+        if not self.loaded:
+            raise RuntimeError("trainer has no state: call restore() after partitions are assigned")
+        learned = 0
+        consumed = 0
+        started = time.perf_counter()
+        ordered = sorted(records, key=lambda r: r.topic != self.predictions_topic)
+        for rec in ordered:
+            tp = (rec.topic, rec.partition)
+            expected = self.offsets.get(tp)
+            if expected is not None and rec.offset != expected:
+                if rec.offset < expected:
+                    continue  # handled before the checkpoint we resumed from
+                raise OffsetGap(rec.topic, rec.partition, expected)
+            consumed += 1
+            if rec.timestamp_ms > 0:
+                ts = rec.timestamp_ms / 1000.0
+                if self.stream_time is None or ts > self.stream_time:
+                    self.stream_time = ts
+            if rec.topic == self.predictions_topic:
+                learned += self._on_prediction(rec)
+            else:
+                learned += self._on_feedback(rec)
+            self.offsets[tp] = rec.offset + 1
+        if consumed:
+            self._last_record_wall = self._clock()
+            self._since_checkpoint += consumed
+            self._m.events_consumed.inc(consumed)
+        if learned:
+            self._m.events_learned.inc(learned)
+            self._m.model_events_learned.set(self.system.events_learned)
+            self._m.learn_seconds.observe(time.perf_counter() - started)
+        self._count_joins()
+        return learned
+
+    def _on_feedback(self, rec: Record) -> int:
+        try:
+            event = decode_feedback(rec.value, self.schema)
+        except InvalidEvent as e:
+            self._dead_letter(rec, e.reason, e.detail)
+            return 0
+        if not self.recent.add(event.event_id):
+            log.debug("%s: event %s delivered again; already learned", self.model, event.event_id)
+            return 0
+        if event.features is not None:
+            return self._learn(event.features, event.label, rec)
+        joined = self.join.add_label(event.event_id, event.prediction_id, event.label,
+                                     self._now(), ref=[rec.partition, rec.offset])
+        return self._learn(joined.features, joined.label, rec) if joined else 0
+
+    def _on_prediction(self, rec: Record) -> int:
+        try:
+            pred = decode_prediction(rec.value, self.schema)
+        except InvalidEvent as e:
+            self._dead_letter(rec, e.reason, e.detail)
+            return 0
+        learned = 0
+        for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now()):
+            learned += self._learn(joined.features, joined.label, self._label_record(joined))
+        return learned
+
+    def _learn(self, features: dict[str, float], label: Any, rec: Record) -> int:
+        try:
+            result = self.system.process_one(features, label)
+        except Exception as e:  # a learner bug must not stop the stream; the event is kept
+            log.exception("%s: learning core refused %s[%d]@%d", self.model, rec.topic, rec.partition, rec.offset)
+            self._dead_letter(rec, Reason.LEARN_FAILED, f"{type(e).__name__}: {e}")
+            return 0
+        if result.events:
+            self._on_system_events(result.events)
+        return 1
+
+    def _now(self) -> float:
+        return self.stream_time if self.stream_time is not None else time.time()
+
+    def tick(self) -> None:
+        """Between batches: expire the join store on stream time (advanced by wall time
+        while idle, so a lone late label is not parked forever) and refresh gauges."""
+        if not self.loaded:
+            return
+        idle = self._clock() - self._last_record_wall
+        now = self._now() + (idle if self.stream_time is not None else 0.0)
+        for miss in self.join.expire(now):
+            rec = self._label_record(miss)
+            self._dead_letter(rec, Reason.NO_PREDICTION,
+                              f"no prediction {miss.prediction_id!r} arrived within {self.join.grace_s:g}s "
+                              f"of label event {miss.event_id!r}", value=_label_only_json(self.model, miss))
+        self._count_joins()
+        self.refresh_stats()
+
+    def _label_record(self, joined: JoinResult) -> Record:
+        partition, offset = joined.ref if joined.ref else (-1, -1)
+        return Record(self.feedback_topic, partition, offset, self.model.encode(), None)
+
+    def _dead_letter(self, rec: Record, reason: Reason, detail: str, value: bytes | None = None) -> None:
+        self.dead_letters.send(DeadLetter(self.model, reason, detail, rec.topic, rec.partition, rec.offset,
+                                          rec.key, rec.value if value is None else value))
+        self._m.dead_lettered(reason)
+        log.debug("%s: dead-lettered %s[%d]@%d: %s %s", self.model, rec.topic, rec.partition, rec.offset, reason, detail)
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def _count_joins(self) -> None:
+        counts = self.join.counts
+        for result, n in counts.items():
+            delta = n - self._join_counts.get(result, 0)
+            if delta:
+                self._m.join(result, delta)
+        self._join_counts = dict(counts)
+
+    def _on_system_events(self, events: Iterable[Any]) -> None:
+        for e in events:
+            if e.kind == "drift":
+                self._m.drift(e.learner)
+            elif e.kind in ("promotion", "rollback", "refresh"):
+                if e.kind == "promotion":
+                    self._m.promotions.inc()
+                elif e.kind == "rollback":
+                    self._m.rollbacks.inc()
+                else:
+                    self._m.last_refresh_timestamp.set(time.time())
+                self._set_champion_info()
+                log.info("%s: %s to version %s (%s): %s", self.model, e.kind, e.to_version, e.learner, e.reason)
+
+    def _set_champion_info(self) -> None:
+        self._m.champion(self.system.champion_version, getattr(self.system.champion, "name", "?"))
+
+    def refresh_stats(self, force: bool = False) -> None:
+        now = self._clock()
+        if not self.loaded or (not force and now - self._last_stats < self.stats_interval_s):
+            return
+        self._last_stats = now
+        self._m.learner_stats(self.system.learner_stats())
+
+
+class _Bound:
+    """The trainer's metrics with the ``model`` label bound, and series hygiene for gauges
+    whose label sets change (champion version, retired learners)."""
+
+    def __init__(self, m: TrainerMetrics, model: str) -> None:
+        self.m, self.model = m, model
+        self.events_consumed = m.events_consumed.labels(model)
+        self.events_learned = m.events_learned.labels(model)
+        self.model_events_learned = m.model_events_learned.labels(model)
+        self.checkpoint_seconds = m.checkpoint_seconds.labels(model)
+        self.learn_seconds = m.learn_seconds.labels(model)
+        self.promotions = m.promotions.labels(model)
+        self.rollbacks = m.rollbacks.labels(model)
+        self.last_refresh_timestamp = m.last_refresh_timestamp.labels(model)
+        self._champion: tuple[str, str] | None = None
+        self._learners: set[tuple[str, str]] = set()
+
+    def dead_lettered(self, reason: Reason | str) -> None:
+        self.m.events_dead_lettered.labels(self.model, str(reason)).inc()
+
+    def join(self, result: str, n: int) -> None:
+        self.m.label_join.labels(self.model, result).inc(n)
+
+    def drift(self, learner: str) -> None:
+        self.m.drift_detected.labels(self.model, learner).inc()
+
+    def champion(self, version: int | None, learner: str) -> None:
+        new = (str(version), learner)
+        if self._champion is not None and self._champion != new:
+            self.m.champion_info.remove(self.model, *self._champion)
+        self._champion = new
+        self.m.champion_info.labels(self.model, *new).set(1)
+
+    def learner_stats(self, stats: Iterable[Any]) -> None:
+        seen = set()
+        for s in stats:
+            key = (s.learner_id, s.role)
+            seen.add(key)
+            self.m.online_accuracy.labels(self.model, *key).set(s.window_accuracy)
+            self.m.online_f1.labels(self.model, *key).set(s.window_f1)
+        for key in self._learners - seen:
+            self.m.online_accuracy.remove(self.model, *key)
+            self.m.online_f1.remove(self.model, *key)
+        self._learners = seen
+
+    def lag(self, partition: str, value: float) -> None:
+        self.m.consumer_lag.labels(self.model, partition).set(value)
+
+
+def _label_only_json(model: str, miss: JoinResult) -> bytes:
+    import json
+
+    return json.dumps({"event_id": miss.event_id, "model": model, "prediction_id": miss.prediction_id,
+                       "label": miss.label}).encode()
+
+
+def _fmt(offsets: dict[tuple[str, int], int]) -> str:
+    return ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(offsets.items())) or "none"

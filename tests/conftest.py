@@ -1,0 +1,60 @@
+"""Shared test helpers: a bootstrapped registry with a small River champion.
+
+Tests build real collaborators (registry on a temp dir, learners) rather than mocks; only
+the process boundaries (broker, trainer subprocess) live in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+MODEL = "agr"
+STREAM = "agrawal"
+BOOTSTRAP_EVENTS = 500
+
+
+def stream_events(n: int, seed: int = 7, skip: int = BOOTSTRAP_EVENTS) -> list[tuple[dict, object]]:
+    """The events after the bootstrap part of the test stream (deterministic)."""
+    from training.streams import iter_stream
+
+    return list(itertools.islice(iter_stream(STREAM, n + skip, seed), skip, None))
+
+
+def bootstrap_registry(root: Path, model: str = MODEL, seed: int = 7) -> tuple[list[str], list]:
+    """Register a logistic-regression champion trained on the stream's first events.
+
+    Returns the champion's feature names and classes.
+    """
+    from training.learners.candidates import logistic_regression
+    from training.registry import Registry
+    from training.streams import iter_stream
+
+    learner = logistic_regression()
+    for x, y in iter_stream(STREAM, BOOTSTRAP_EVENTS, seed):
+        learner.learn_one(x, y)
+    registry = Registry(root)
+    info = registry.publish(model, learner, note="bootstrap (tests)")
+    registry.promote(model, info.version, "bootstrap champion")
+    return list(learner.n_features_in), list(learner.classes)
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "registry"
+    bootstrap_registry(root)
+    return root
+
+
+@pytest.fixture
+def make_registry():  # noqa: ANN201
+    """`bootstrap_registry(root, model)` as a fixture, so tests need not import conftest."""
+    return bootstrap_registry
+
+
+@pytest.fixture
+def stream():  # noqa: ANN201
+    """`stream_events(n, seed)`: the test stream after its bootstrap part."""
+    return stream_events
