@@ -7,11 +7,13 @@ defaults: registry under ``./.perennial/registry``).
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from streaming.settings import LoopSettings
 
 
-class OfflineSettings(BaseSettings):
-    """Bootstrap training and replay."""
+class OfflineSettings(LoopSettings):
+    """Bootstrap training and replay (the loop knobs come from `LoopSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
 
@@ -27,13 +29,6 @@ class OfflineSettings(BaseSettings):
     mlp_dropout: float = Field(0.0, ge=0, lt=1, description="PyTorch candidate: dropout.")
     max_epochs: int = Field(30, ge=1, description="PyTorch candidate: maximum offline epochs (early stopping on validation loss).")
     patience: int = Field(4, ge=1, description="PyTorch candidate: epochs without validation improvement before stopping.")
-    window: int = Field(1000, ge=10, description="Events per metrics window (replay plot, dashboards).")
-    check_every: int = Field(100, ge=1, description="Events between two promotion / rollback tests.")
-    refresh_every: int = Field(10000, ge=0, description="Events between champion snapshot republications (0 disables).")
-    promotion_min_events: int = Field(1000, ge=0, description="Events a challenger must have seen before promotion.")
-    promotion_margin: float = Field(0.01, ge=0, description="Accuracy gain (0..1) a challenger must show over the champion.")
-    promotion_alpha: float = Field(0.001, gt=0, lt=1, description="Significance level of the paired McNemar test.")
-    drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence: smaller means fewer, later drift alarms.")
 
     def mlp_params(self) -> dict:
         return {
@@ -52,18 +47,6 @@ class OfflineSettings(BaseSettings):
             validation_fraction=self.validation_fraction, augment_copies=self.augment_copies,
             noise=self.augment_noise, image=image, mlp=self.mlp_params(),
             max_epochs=self.max_epochs, patience=self.patience,
-        )
-
-    def loop_config(self):
-        from training.drift import DriftConfig
-        from training.promotion import PromotionPolicy
-        from training.system import LoopConfig
-
-        return LoopConfig(
-            window=self.window, check_every=self.check_every, refresh_every=self.refresh_every,
-            policy=PromotionPolicy(min_events=self.promotion_min_events, margin=self.promotion_margin,
-                                   alpha=self.promotion_alpha),
-            drift=DriftConfig(delta=self.drift_delta),
         )
 
 

@@ -31,7 +31,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     from training.learners.candidates import build_candidates
     from training.publishers import RegistryPublisher
     from training.registry import Registry
-    from training.system import LearningSystem, LoopConfig
+    from training.system import LearningSystem
 
     registry = Registry(settings.registry_dir)
     model = settings.model
@@ -45,13 +45,37 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
 
     def fresh() -> Any:
         loaded = registry.load(model, "champion")
-        challengers = [c for c in build_candidates(settings.candidates)]
-        return LearningSystem(model, loaded.learner, challengers, LoopConfig(), publisher, loaded.info.version)
+        challengers = bootstrap_challengers(registry, model, loaded.info.version)
+        if not challengers:  # none registered with this champion: start untrained ones
+            challengers = build_candidates(settings.candidates)
+        return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
+                              loaded.info.version)
 
     def restore(blob: bytes) -> Any:
         return LearningSystem.from_bytes(blob, publisher=publisher)
 
     return fresh, restore
+
+
+def bootstrap_challengers(registry: Any, model: str, champion_version: int) -> list[Any]:
+    """The candidates `perennial bootstrap` trained beside this champion (so they start
+    trained, not from scratch); empty when the champion came from anywhere else."""
+    return [
+        registry.load(model, v.version).learner
+        for v in registry.versions(model)
+        if v.parent == champion_version and v.note.startswith("bootstrap challenger")
+    ]
+
+
+def build_guard(settings: TrainerSettings) -> Any:
+    """The serving-side promotion guard, when a Prometheus URL is configured."""
+    if not settings.prometheus_url:
+        return None
+    from streaming.promotion_guard import PrometheusQuery, PromotionGuard, load_checks
+
+    return PromotionGuard(load_checks(settings.guard_checks), PrometheusQuery(settings.prometheus_url),
+                          period_s=settings.guard_period_s, interval_s=settings.guard_interval_s,
+                          warmup_s=settings.guard_warmup_s)
 
 
 def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_letters: Any,
@@ -77,6 +101,7 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
         schema_limits={"max_event_bytes": settings.max_event_bytes, "max_features": settings.max_features,
                        "allow_missing_features": settings.allow_missing_features},
         allow_new_classes=settings.allow_new_classes,
+        guard=build_guard(settings),
     )
     holder.append(trainer)
     return trainer

@@ -34,7 +34,38 @@ class KafkaSettings(BaseSettings):
     poll_timeout_ms: int = Field(200, ge=1, description="How long a poll waits for records when the topics are idle.")
 
 
-class TrainerSettings(KafkaSettings):
+class LoopSettings(BaseSettings):
+    """Knobs of the learning loop, shared by `perennial train`, `replay` and `bootstrap`."""
+
+    model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
+
+    window: int = Field(1000, ge=10, description="Events per sliding metrics window (online accuracy/F1, replay plot).")
+    check_every: int = Field(100, ge=1, description="Events between two promotion / rollback tests.")
+    refresh_every: int = Field(10000, ge=0, description="Events between republications of the learning champion (0 disables).")
+    promotion_min_events: int = Field(1000, ge=0, description="Events a challenger must have been scored on before promotion.")
+    promotion_window: int = Field(2000, ge=10, description="Recent paired events the promotion test compares.")
+    promotion_margin: float = Field(0.01, ge=0, description="Accuracy gain (0..1) a challenger must show over the champion.")
+    promotion_alpha: float = Field(0.001, gt=0, lt=1, description="Significance level of the paired McNemar test.")
+    rollback_guard_events: int = Field(3000, ge=0, description="Events after a promotion during which the paired rollback test runs.")
+    drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence: smaller means fewer, later drift alarms.")
+    max_fresh_challengers: int = Field(2, ge=0, description="Post-drift challengers alive at once (the oldest is retired).")
+
+    def loop_config(self):
+        from training.drift import DriftConfig
+        from training.promotion import PromotionPolicy
+        from training.system import LoopConfig
+
+        return LoopConfig(
+            window=self.window, check_every=self.check_every, refresh_every=self.refresh_every,
+            max_fresh_challengers=self.max_fresh_challengers,
+            policy=PromotionPolicy(min_events=self.promotion_min_events, window=self.promotion_window,
+                                   margin=self.promotion_margin, alpha=self.promotion_alpha,
+                                   guard_events=self.rollback_guard_events),
+            drift=DriftConfig(delta=self.drift_delta),
+        )
+
+
+class TrainerSettings(KafkaSettings, LoopSettings):
     """Everything `perennial train` needs; one object per process (see DESIGN "Conventions")."""
 
     model: str = Field("", description="Model to train: topics <model>.feedback/.predictions, group perennial-trainer-<model>.")
@@ -64,6 +95,11 @@ class TrainerSettings(KafkaSettings):
     allow_missing_features: bool = Field(False, description="Accept events lacking some of the champion's features (else 'missing_feature').")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port of the trainer (0 disables).")
     stats_interval_s: float = Field(1.0, gt=0, description="How often window accuracy/F1 and lag gauges are refreshed.")
+    prometheus_url: str = Field("", description="Prometheus base URL for the serving-side promotion guard ('' disables it).")
+    guard_period_s: float = Field(300.0, gt=0, description="How long after a promotion the serving-side guard watches it.")
+    guard_interval_s: float = Field(15.0, gt=0, description="Seconds between two evaluations of the guard's PromQL checks.")
+    guard_warmup_s: float = Field(10.0, ge=0, description="Seconds after a promotion before the first check (the service loads the version).")
+    guard_checks: str = Field("", description="Guard checks as a JSON list of {name, query, max_value|min_value, no_data}; '' uses the defaults.")
 
     def hmac_key(self) -> bytes:
         """The checkpoint signing key: own setting, else the registry's, else a public dev key."""

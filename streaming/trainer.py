@@ -30,6 +30,7 @@ from streaming.dedupe import RecentIds
 from streaming.dlq import DeadLetter, DeadLetterSink
 from streaming.join import JoinResult, JoinStore
 from streaming.metrics import TrainerMetrics
+from streaming.promotion_guard import PromotionGuard
 from streaming.schemas import (
     InvalidEvent,
     ModelSchema,
@@ -86,9 +87,11 @@ class Trainer:
         stats_interval_s: float = 1.0,
         schema_limits: dict[str, Any] | None = None,
         allow_new_classes: bool = False,
+        guard: PromotionGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
+        self.guard = guard
         self.feedback_topic, self.predictions_topic = feedback_topic(model), predictions_topic(model)
         self._fresh_system, self._restore_system = fresh_system, restore_system
         self.store, self.dead_letters, self.metrics = store, dead_letters, metrics
@@ -268,7 +271,23 @@ class Trainer:
                               f"no prediction {miss.prediction_id!r} arrived within {self.join.grace_s:g}s "
                               f"of label event {miss.event_id!r}", value=_label_only_json(self.model, miss))
         self._count_joins()
+        self._poll_guard()
         self.refresh_stats()
+
+    def _poll_guard(self) -> None:
+        """The serving-side guard (Prometheus) may fail the last promotion: roll it back here,
+        in the loop's thread, so the learning system and the registry move together."""
+        if self.guard is None:
+            return
+        verdict = self.guard.poll()
+        if verdict is None:
+            return
+        log.warning("%s: %s", self.model, verdict.reason)
+        event = self.system.rollback_now(verdict.reason)
+        if event is None:
+            log.warning("%s: nothing to roll back to; the champion stays", self.model)
+            return
+        self._on_system_events([event])
 
     def _label_record(self, joined: JoinResult) -> Record:
         partition, offset = joined.ref if joined.ref else (-1, -1)
@@ -297,8 +316,12 @@ class Trainer:
             elif e.kind in ("promotion", "rollback", "refresh"):
                 if e.kind == "promotion":
                     self._m.promotions.inc()
+                    if self.guard is not None and e.to_version is not None:
+                        self.guard.watch(self.model, e.to_version)
                 elif e.kind == "rollback":
                     self._m.rollbacks.inc()
+                    if self.guard is not None:
+                        self.guard.cancel()
                 else:
                     self._m.last_refresh_timestamp.set(time.time())
                 self._set_champion_info()

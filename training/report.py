@@ -45,12 +45,13 @@ def plot_timeline(result: dict[str, Any], path: str | Path, title: str | None = 
     for i, at in enumerate(result.get("drifts", [])):
         ax.axvline(at, color="tab:red", alpha=0.6, lw=1, ls="--", label="drift detected (champion)" if i == 0 else None)
     lo = min([w["accuracy"] for w in windows] + [w.get("static_accuracy", 1) for w in windows], default=0.0)
-    for i, p in enumerate(result.get("promotions", [])):
+    marked = [p for p in result.get("promotions", []) if p.get("at") is not None]
+    for i, p in enumerate(marked):
         ax.scatter([p["at"]], [1.0], marker="v", s=90, color="tab:green", zorder=5,
                    label="promotion" if i == 0 else None)
         ax.annotate(p["learner"], (p["at"], 1.0), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=7, color="tab:green")
-    for i, r in enumerate(result.get("rollbacks", [])):
+    for i, r in enumerate(r for r in result.get("rollbacks", []) if r.get("at") is not None):
         ax.scatter([r["at"]], [1.0], marker="x", s=90, color="tab:red", zorder=5,
                    label="rollback" if i == 0 else None)
     ax.set_ylim(max(0.0, lo - 0.05), 1.04)

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
             reference=result.reference, note=f"bootstrap: best validation macro-F1 of {settings.candidates}",
         )
         registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
+        for other in result.candidates:  # the trainer starts its challengers from these
+            if other is not champion:
+                registry.publish(args.model, other.learner, parent=version.version, metrics=other.validation,
+                                 data_range=version.data_range, reference=result.reference,
+                                 note=f"bootstrap challenger ({other.name})")
     except (ValueError, FileNotFoundError, RegistryError) as exc:
         print(f"error: {exc}")
         return 2

@@ -1,0 +1,1 @@
+"""`perennial demo`: the closed loop on embedded defaults (broker, bootstrap, trainer, service, traffic)."""

@@ -1,0 +1,288 @@
+"""The closed loop, end to end, on one machine: what `perennial demo` runs.
+
+1. start the embedded broker;
+2. bootstrap a model on the first part of a drifting stream (`perennial bootstrap`);
+3. start the trainer (`perennial train`) and the service (`perennial serve`);
+4. drive traffic like an application: ``/predict``, then the true label to ``/feedback``
+   after a delay — the trainer learns only from what came through the service;
+5. show a live status line, then a summary, the JSON (replay's fields plus
+   ``served_versions``) and a PNG timeline.
+
+Every process it starts is stopped at the end, on failure and on Ctrl-C (`ProcessGroup`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.demo.processes import ProcessGroup
+from service.demo.status import TrainerStatus, scrape
+from service.demo.traffic import TrafficDriver
+from streaming.broker import free_port, wait_until_ready
+from training.evaluation import PrequentialMetrics
+from training.registry import Registry
+from training.streams import iter_stream, stream_info
+from training.streams.tabular import drift_positions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Defaults finish in about five minutes on two cores.
+
+    Attributes:
+        stream: drifting stream to serve and learn (built-in name or CSV path).
+        events: total events, bootstrap part included.
+        bootstrap_events: events the first champion is trained on, offline.
+        rate: target events per second through ``/predict``.
+        batch: instances per ``/predict`` request.
+        label_delay_s: seconds between a prediction and its label arriving as feedback.
+        window: events per window on the timeline.
+        workdir: registry, checkpoints and process logs (wiped at start).
+        trainer_env: extra ``PERENNIAL_*`` settings for the trainer (loop knobs).
+    """
+
+    stream: str = "agrawal-drift"
+    events: int = 30_000
+    bootstrap_events: int = 2_000
+    seed: int = 42
+    model: str = "demo"
+    candidates: str = "logreg,hat,arf"
+    rate: float = 150.0
+    batch: int = 10
+    label_delay_s: float = 2.0
+    window: int = 500
+    workdir: Path = Path(".perennial/demo")
+    catch_up_timeout_s: float = 120.0
+    # a demo is short: republish the learning champion often so serving visibly follows it
+    trainer_env: dict[str, str] = field(default_factory=lambda: {"PERENNIAL_REFRESH_EVERY": "300"})
+
+
+class Baselines:
+    """``static`` (the bootstrap champion, frozen) and ``online_only`` (it, learning online).
+
+    The online baseline learns each label ``delay`` events after predicting, as the real
+    feedback arrives after the label delay, so it is compared fairly with what was served.
+    """
+
+    def __init__(self, champion, window: int, delay: int) -> None:
+        self.static = champion
+        self.online = copy.deepcopy(champion)
+        self.metrics = {"static": PrequentialMetrics(window), "online_only": PrequentialMetrics(window)}
+        self._pending: collections.deque = collections.deque()
+        self.delay = delay
+
+    def step(self, x, y) -> dict[str, bool]:
+        out = {}
+        for name, learner in (("static", self.static), ("online_only", self.online)):
+            proba = learner.predict_proba_one(x)
+            out[name] = self.metrics[name].update(y, max(proba, key=proba.__getitem__) if proba else None, proba)
+        self._pending.append((x, y))
+        while len(self._pending) > self.delay:
+            self.online.learn_one(*self._pending.popleft())
+        return out
+
+
+def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+    info = stream_info(config.stream)
+    workdir = config.workdir.resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    registry_dir, checkpoints, logs = workdir / "registry", workdir / "checkpoints", workdir / "logs"
+    procs = ProcessGroup(logs)
+    try:
+        return _run(config, info, procs, registry_dir, checkpoints, logs, say)
+    finally:
+        procs.stop_all()
+        say(f"stopped every process the demo started; logs in {logs}")
+
+
+def _run(config, info, procs, registry_dir, checkpoints, logs, say) -> dict[str, Any]:
+    broker_port, http_port, grpc_port, metrics_port = (free_port() for _ in range(4))
+    servers = f"127.0.0.1:{broker_port}"
+    say(f"starting the embedded broker on {servers} (memory only)")
+    broker = procs.perennial("broker", "broker", "--port", str(broker_port))
+    wait_until_ready(servers, timeout_s=60, process=broker)
+
+    say(f"bootstrapping '{config.model}' on the first {config.bootstrap_events:,} events of {config.stream}")
+    code = procs.perennial("bootstrap", "bootstrap", "--stream", config.stream, "--model", config.model,
+                           "--registry", str(registry_dir), "--events", str(config.bootstrap_events),
+                           "--seed", str(config.seed), "--candidates", config.candidates).wait()
+    if code != 0:
+        raise RuntimeError(f"bootstrap failed (exit {code}); see {logs / 'bootstrap.log'}")
+    procs.children = [(n, p) for n, p in procs.children if n != "bootstrap"]
+    registry = Registry(registry_dir)
+    first = registry.load(config.model, "champion")
+    say(f"champion v{first.info.version}: {first.info.learner} "
+        f"(validation accuracy {first.info.metrics.get('accuracy', 0):.3f})")
+
+    say("starting the trainer and the service")
+    procs.perennial("trainer", "train", "--model", config.model, "--bootstrap-servers", servers,
+                    "--registry", str(registry_dir), "--checkpoint-dir", str(checkpoints),
+                    "--metrics-port", str(metrics_port), "--candidates", config.candidates,
+                    env=config.trainer_env)
+    procs.perennial("service", "serve", "--registry", str(registry_dir), "--port", str(http_port),
+                    "--grpc-port", str(grpc_port), "--bootstrap-servers", servers)
+    base_url = f"http://127.0.0.1:{http_port}"
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    _wait_ready(procs, base_url, metrics_url, config.model)
+    say(f"service ready on {base_url} (gRPC :{grpc_port}); trainer metrics on {metrics_url}")
+
+    events = list(iter_stream(config.stream, config.events, config.seed))[config.bootstrap_events:]
+    baselines = Baselines(first.learner, config.window, delay=int(config.rate * config.label_delay_s))
+    driver = TrafficDriver(base_url, config.model, batch=config.batch, rate=config.rate,
+                           label_delay_s=config.label_delay_s)
+    windows: list[dict[str, Any]] = []
+    served_metrics = PrequentialMetrics(config.window)
+    acc = {"served": 0, "static": 0, "online_only": 0, "n": 0}
+    last_status = [0.0, TrainerStatus()]
+
+    def on_event(i, x, y, prediction) -> None:
+        proba = prediction.get("probabilities") or {}
+        served_metrics.update(str(y), str(prediction["label"]),
+                              {str(k): v for k, v in proba.items()} if isinstance(proba, dict) else None)
+        base = baselines.step(x, y)
+        acc["served"] += driver.served.correct[-1]
+        acc["static"] += base["static"]
+        acc["online_only"] += base["online_only"]
+        acc["n"] += 1
+        if acc["n"] == config.window:
+            windows.append({"end": config.bootstrap_events + i + 1, "accuracy": acc["served"] / acc["n"],
+                            "static_accuracy": acc["static"] / acc["n"],
+                            "online_only_accuracy": acc["online_only"] / acc["n"],
+                            "served_version": driver.served.versions[-1]})
+            acc.update(served=0, static=0, online_only=0, n=0)
+
+    def on_tick() -> None:
+        now = time.monotonic()
+        if now - last_status[0] < 2.0:
+            return
+        procs.check_alive()
+        status = scrape(metrics_url, config.model) or last_status[1]
+        last_status[:] = [now, status]
+        served = driver.served
+        recent = served.correct[-config.window:]
+        say(f"[{len(served.correct):>6,}/{len(events):,}] served v{served.versions[-1]} "
+            f"acc {sum(recent) / max(1, len(recent)):.3f} | {status.line()}")
+
+    started = time.monotonic()
+    try:
+        served = driver.run(events, on_event=on_event, on_tick=on_tick)
+    finally:
+        driver.close()
+    say(f"sent {len(served.correct):,} predictions and their labels in {time.monotonic() - started:.0f} s; "
+        "waiting for the trainer to catch up")
+    status = _catch_up(procs, metrics_url, config, len(served.correct), say)
+    return _result(config, info, registry, served, served_metrics, baselines, windows, status,
+                   time.monotonic() - started)
+
+
+def _wait_ready(procs: ProcessGroup, base_url: str, metrics_url: str, model: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    service_ready = trainer_up = False
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        if not service_ready:
+            with contextlib.suppress(httpx.HTTPError):
+                service_ready = httpx.get(f"{base_url}/v2/health/ready", timeout=2).status_code == 200
+        trainer_up = trainer_up or scrape(metrics_url, model) is not None
+        if service_ready and trainer_up:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"service ready: {service_ready}, trainer up: {trainer_up} after {timeout_s:.0f} s")
+
+
+def _catch_up(procs, metrics_url, config, sent: int, say) -> TrainerStatus:
+    deadline = time.monotonic() + config.catch_up_timeout_s
+    status = TrainerStatus()
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        status = scrape(metrics_url, config.model) or status
+        if status.learned >= sent:
+            break
+        time.sleep(1.0)
+    else:
+        say(f"warning: the trainer learned {status.learned:,.0f} of {sent:,} events before the timeout")
+    time.sleep(2.0)  # the service notices the last alias move within its watch interval
+    return scrape(metrics_url, config.model) or status
+
+
+def _result(config, info, registry, served, served_metrics, baselines, windows, status, elapsed) -> dict[str, Any]:
+    n = len(served.correct)
+    first_seen: dict[int, int] = {}
+    for i, v in enumerate(served.versions):
+        first_seen.setdefault(v, config.bootstrap_events + i)
+    decisions = registry.decisions(config.model)
+
+    def moved(action: str) -> list[dict[str, Any]]:
+        out = []
+        for d in decisions:
+            if d["action"] != action or d["alias"] != "champion" or d.get("from") is None:
+                continue
+            to = d["to"]
+            out.append({"at": first_seen.get(to), "from_version": d["from"], "to_version": to,
+                        "learner": registry.info(config.model, to).learner, "reason": d["reason"],
+                        "served": to in first_seen, "time": d["time"]})
+        return out
+
+    promotions, rollbacks = moved("promote"), moved("rollback")
+    total = config.events
+    return {
+        "stream": config.stream,
+        "seed": config.seed,
+        "events": n,
+        "bootstrap_events": config.bootstrap_events,
+        "events_per_second": n / elapsed if elapsed else 0.0,
+        "elapsed_seconds": elapsed,
+        "prequential": {k: v for k, v in served_metrics.summary().items()
+                        if k in ("accuracy", "precision", "recall", "f1_macro", "log_loss")},
+        "window": config.window,
+        "windows": windows,
+        "true_drifts": drift_positions(total, info.n_phases) if info.n_phases > 1 else [],
+        "drifts": [],  # the trainer counts drifts (perennial_drift_detected_total); see "trainer"
+        "promotions": [p for p in promotions if "refresh" not in p["reason"]],
+        "rollbacks": rollbacks,
+        "baselines": {k: {"accuracy": m.accuracy, "f1_macro": m.f1_macro} for k, m in baselines.metrics.items()},
+        "learners": {lid: {"role": role, "window_accuracy": a} for lid, (role, a) in status.learners.items()},
+        "served_versions": served.versions_in_order(),
+        "failed_requests": served.failed_requests,
+        "feedback_sent": served.feedback_sent,
+        "trainer": {"learned": status.learned, "drifts": status.drifts, "promotions": status.promotions,
+                    "rollbacks": status.rollbacks, "champion_version": status.champion_version},
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = [
+        f"\n{result['stream']}: {result['events']:,} events served and learned in {result['elapsed_seconds']:.0f} s",
+        f"  served by Perennial        accuracy {result['prequential']['accuracy']:.4f}",
+    ]
+    for name, b in result["baselines"].items():
+        lines.append(f"  baseline {name:<17} accuracy {b['accuracy']:.4f}")
+    t = result["trainer"]
+    lines.append(f"  trainer: learned {t['learned']:,.0f}, drifts {t['drifts']:.0f}, "
+                 f"promotions {t['promotions']:.0f}, rollbacks {t['rollbacks']:.0f}")
+    lines.append(f"  versions served, in order: {result['served_versions']}")
+    for p in result["promotions"]:
+        where = f"first served at event {p['at']:,}" if p["served"] else "never served"
+        lines.append(f"  promotion v{p['from_version']} -> v{p['to_version']} ({p['learner']}), {where}: {p['reason']}")
+    for r in result["rollbacks"]:
+        lines.append(f"  rollback v{r['from_version']} -> v{r['to_version']}: {r['reason']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - `perennial demo` is the entry point
+    sys.exit("use: perennial demo")
