@@ -28,10 +28,9 @@ test: venv prometheus lint
 test-fast: venv
 	$(PY) -m pytest -m "not integration and not slow"
 
-# The learning loop offline on a drifting stream (the closed-loop demo with broker, trainer and
-# service replaces this once it lands).
+# The closed loop on embedded defaults: broker, bootstrap, trainer, service, traffic (~5 min).
 demo: venv
-	$(VENV)/bin/perennial replay agrawal-drift --json demo.json --plot demo.png
+	$(VENV)/bin/perennial demo --json demo.json --plot demo.png
 
 replay: venv
 	$(VENV)/bin/perennial replay agrawal-drift --json replay.json --plot replay.png

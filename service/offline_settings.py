@@ -17,7 +17,7 @@ class OfflineSettings(LoopSettings):
 
     model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
 
-    registry: str = Field("./.perennial/registry", description="Model registry directory (local path or shared volume).")
+    registry_dir: str = Field("./.perennial/registry", description="Model registry directory (local path or shared volume).")
     candidates: str = Field("logreg,hat,arf", description="Candidate learners, comma separated: logreg, hat, arf, mlp.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of bootstrap events held out for model selection.")
     augment_copies: int = Field(1, ge=0, description="Augmented copies of each training row (0 disables augmentation).")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,7 +86,7 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         log.info("starting embedded broker on %s (%s)", self.bootstrap_servers, MEMORY_ONLY_WARNING)
         self._process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
         try:
             wait_until_ready(self.bootstrap_servers, timeout_s, process=self._process)
         except BaseException:
@@ -120,6 +122,16 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the broker child: ask Linux to SIGTERM it when its parent dies, however the parent
+    died (kill -9 of a test run included), so no broker outlives the process that owns it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _port_open(host: str, port: int) -> bool:

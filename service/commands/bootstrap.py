@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-SETTING_FLAGS = ["registry", "candidates", "validation_fraction", "augment_copies", "max_epochs",
+SETTING_FLAGS = ["registry_dir", "candidates", "validation_fraction", "augment_copies", "max_epochs",
                  "mlp_hidden_layers", "mlp_activation", "mlp_lr", "mlp_batch_size"]
 
 
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stream", required=True, help="built-in stream name or CSV path")
     p.add_argument("--model", required=True, help="model name (letters, digits, . _ -)")
-    p.add_argument("--registry", help="registry directory (default ./.perennial/registry)")
+    p.add_argument("--registry", dest="registry_dir", help="registry directory (default ./.perennial/registry)")
     p.add_argument("--events", type=int, default=5000, help="events to train on (default 5000)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
     p.add_argument("--target", default="label", help="label column of a CSV stream")
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = stream_info(args.stream)
         events = list(itertools.islice(iter_stream(args.stream, None, args.seed, args.target), args.events))
-        registry = Registry(settings.registry)
+        registry = Registry(settings.registry_dir)
         print(f"bootstrap {args.model} from {len(events):,} events of {args.stream}; candidates {settings.candidates}")
         result = train_candidates(events, settings.bootstrap_config(image=info.kind == "image"),
                                   on_progress=lambda msg: print(f"  {msg}..."))
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, RegistryError) as exc:
         print(f"error: {exc}")
         return 2
-    report_dir = Path(args.report_dir or Path(settings.registry) / args.model / "reports" / f"v{version.version}")
+    report_dir = Path(args.report_dir or Path(settings.registry_dir) / args.model / "reports" / f"v{version.version}")
     report = dict(result.summary(), model=args.model, version=version.version, stream=args.stream)
     write_json(report, report_dir / "report.json")
     plot_loss_curves({c.name: (c.curve, c.x_label) for c in result.candidates}, report_dir / "loss_curves.png")

@@ -32,7 +32,7 @@ from service.demo.status import TrainerStatus, scrape
 from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port, wait_until_ready
 from training.evaluation import PrequentialMetrics
-from training.registry import Registry
+from training.registry import Registry, VersionNotFoundError
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
 
@@ -68,7 +68,7 @@ class DemoConfig:
     workdir: Path = Path(".perennial/demo")
     catch_up_timeout_s: float = 120.0
     # a demo is short: republish the learning champion often so serving visibly follows it
-    trainer_env: dict[str, str] = field(default_factory=lambda: {"PERENNIAL_REFRESH_EVERY": "300"})
+    trainer_env: dict[str, str] = field(default_factory=lambda: {"PERENNIAL_REFRESH_EVERY": "500"})
 
 
 class Baselines:
@@ -233,9 +233,16 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
             if d["action"] != action or d["alias"] != "champion" or d.get("from") is None:
                 continue
             to = d["to"]
-            out.append({"at": first_seen.get(to), "from_version": d["from"], "to_version": to,
-                        "learner": registry.info(config.model, to).learner, "reason": d["reason"],
-                        "served": to in first_seen, "time": d["time"]})
+            try:
+                learner = registry.info(config.model, to).learner
+            except VersionNotFoundError:  # pruned by retention since: the decision log remains
+                learner = None
+            # served from the first response with this version or a later one (a refresh of the
+            # promoted learner can reach the service before the promoted snapshot itself)
+            at = min((i for v, i in first_seen.items() if v >= to), default=None)
+            out.append({"at": at, "from_version": d["from"], "to_version": to,
+                        "learner": learner, "reason": d["reason"],
+                        "served": at is not None, "time": d["time"]})
         return out
 
     promotions, rollbacks = moved("promote"), moved("rollback")
