@@ -13,6 +13,7 @@ Prints absolute rates and the ratio trainer/raw (target ≥ 0.5) and trainer/cor
 of the learning core's speed the streaming layer keeps). Run::
 
     .venv/bin/python benchmarks/ingest.py --events 50000
+    .venv/bin/python benchmarks/ingest.py --events 50000 --champion linear --candidates linear,linear
 
 With no ``--bootstrap-servers`` it starts the embedded broker on a free port.
 """
@@ -35,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 MODEL = "ingest"
 
 
-def bootstrap(root: Path, stream: str, seed: int, n: int) -> None:
-    from training.learners.candidates import logistic_regression
+def bootstrap(root: Path, stream: str, seed: int, n: int, champion_name: str = "logreg") -> None:
+    from training.learners.candidates import build_candidates
     from training.registry import Registry
     from training.streams import iter_stream
 
-    champion = logistic_regression()
+    champion, = build_candidates(champion_name)
     for x, y in iter_stream(stream, n, seed):
         champion.learn_one(x, y)
     registry = Registry(root)
@@ -127,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=50000)
     p.add_argument("--stream", default="agrawal")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--champion", default="logreg",
+                   help="the logistic-regression champion: logreg (River pipeline, default) or linear (plain Python)")
     p.add_argument("--candidates", default="logreg,hat",
-                   help="the two challengers beside the logistic-regression champion (default logreg,hat)")
+                   help="the two challengers beside the champion (default logreg,hat, the trainer's default)")
     p.add_argument("--max-poll-records", type=int, default=2000)
     p.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting one")
     p.add_argument("--json", default=None, help="also write the results to this file")
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="perennial-ingest-"))
     boot_n = 500
-    bootstrap(work / "registry", args.stream, args.seed, boot_n)
+    bootstrap(work / "registry", args.stream, args.seed, boot_n, args.champion)
     events = list(itertools.islice(iter_stream(args.stream, args.events + boot_n, args.seed), boot_n, None))
     broker = None
     servers = args.bootstrap_servers
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is not None:
             broker.stop()
-    result = {"events": len(events), "champion": "logreg", "challengers": args.candidates,
+    result = {"events": len(events), "champion": args.champion, "challengers": args.candidates,
               "raw_consume_json_per_s": round(raw), "learning_core_per_s": round(core),
               "trainer_end_to_end_per_s": round(trainer), "ratio_trainer_vs_raw": round(trainer / raw, 3),
               "ratio_trainer_vs_core": round(trainer / core, 3), "checkpoints_during_run": n_ckpt}

@@ -33,7 +33,8 @@ from training.system import LearningSystem, LoopConfig
 
 def measure_once(names: str, events, chunk: int) -> tuple[float, float]:
     """Seconds spent by the bare learners and by the full loop on the same events."""
-    estimators = [learner.estimator for learner in build_candidates(names)]
+    # a River learner's bare estimator; a plain-Python learner is its own bare form
+    estimators = [getattr(learner, "estimator", learner) for learner in build_candidates(names)]
     learners = build_candidates(names)
     config = LoopConfig(spawn_on_drift=False, refresh_every=5000)
     system = LearningSystem("bench", learners[0], learners[1:], config, InMemoryPublisher(), 1)

@@ -161,10 +161,17 @@ class ModelSchema:
                     Reason.WRONG_VECTOR_LENGTH,
                     f"{where} has {len(raw)} values; model {self.model!r} expects {len(names)} ({', '.join(names)})",
                 )
+            if _all_finite(raw):  # the common case: one C-level pass, no per-value messages
+                return dict(zip(names, map(float, raw), strict=True))
             return {n: _finite(v, f"{where}[{i}]") for i, (n, v) in enumerate(zip(names, raw, strict=True))}
-        out = {n: _finite(v, f"{where}.{n}") for n, v in raw.items()}
+        if _all_finite(raw.values()):
+            out = dict(zip(raw, map(float, raw.values()), strict=True))
+        else:
+            out = {n: _finite(v, f"{where}.{n}") for n, v in raw.items()}
         if names is not None:
             known = self._name_set()
+            if out.keys() == known:  # exactly the model's features (set equality, in C)
+                return out
             unknown = [n for n in out if n not in known]
             if unknown:
                 raise InvalidEvent(
@@ -205,6 +212,16 @@ class ModelSchema:
             raise InvalidEvent(
                 Reason.OVERSIZED, f"record is {len(raw)} bytes; at most {self.max_event_bytes} are accepted"
             )
+
+
+def _all_finite(values: Any) -> bool:
+    """True when every value is a finite number: their sum is finite (NaN and infinity
+    propagate). False also when the sum overflows or a value is not a number; the caller
+    then checks value by value, which names the culprit or accepts the large finite ones."""
+    try:
+        return math.isfinite(sum(values))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _finite(value: float, where: str) -> float:

@@ -61,9 +61,12 @@ class DriftDetector:
     def update(self, error: bool) -> bool:
         self.n += 1
         detector = self._detector
+        if self.n < self.config.min_events:  # too early to report: feed it, skip the bookkeeping
+            detector.update(1.0 if error else 0.0)
+            return False
         before = getattr(detector, "estimation", None)
         detector.update(1.0 if error else 0.0)
-        if not detector.drift_detected or self.n < self.config.min_events:
+        if not detector.drift_detected:
             return False
         # A learner that gets *better* also changes its error rate; only a rise is drift.
         after = getattr(detector, "estimation", None)

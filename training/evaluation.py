@@ -23,6 +23,7 @@ from collections import deque
 from training.learners.base import Label
 
 _EPS = 1e-15
+_log = math.log
 
 
 class _Counts:
@@ -96,14 +97,27 @@ class PrequentialMetrics:
         """Score one prediction made *before* learning ``y``; returns whether it was right."""
         # an untrained learner (empty proba) knows nothing: score it as a coin flip
         p = proba.get(y, 0.0) if proba else 0.5
-        loss = -math.log(min(max(p, _EPS), 1.0))
-        self.total.add(y, y_pred, loss, 1)
-        self.recent.add(y, y_pred, loss, 1)
-        self._events.append((y, y_pred, loss))
-        if len(self._events) > self.window:
-            old_y, old_p, old_loss = self._events.popleft()
-            self.recent.add(old_y, old_p, old_loss, -1)
+        loss = -_log(min(max(p, _EPS), 1.0))
         correct = y == y_pred
+        # `_Counts.add(y, y_pred, loss, +1)` on both scorecards, inlined: this runs once per
+        # learner per event and the calls were a third of its cost
+        for c in (self.total, self.recent):
+            c.n += 1
+            c.log_loss_sum += loss
+            n_true = c.n_true
+            n_true[y] = n_true.get(y, 0) + 1
+            if y_pred is not None:
+                n_pred = c.n_pred
+                n_pred[y_pred] = n_pred.get(y_pred, 0) + 1
+            if correct:
+                c.correct += 1
+                tp = c.tp
+                tp[y] = tp.get(y, 0) + 1
+        events = self._events
+        events.append((y, y_pred, loss))
+        if len(events) > self.window:
+            old_y, old_p, old_loss = events.popleft()
+            self.recent.add(old_y, old_p, old_loss, -1)
         self.correct_bits.append(correct)
         return correct
 

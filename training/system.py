@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -191,20 +192,22 @@ class LearningSystem:
         drifted: list[Member] = []
         served_pred, served_correct, served_proba = None, False, None
         for m in self.members:
-            proba = m.learner.predict_proba_one(x)
+            learner = m.learner
+            proba = learner.predict_proba_one(x)
             pred = max(proba, key=proba.__getitem__) if proba else None
             correct = m.metrics.update(y, pred, proba)
             if m is champion:
                 served_pred, served_correct, served_proba = pred, correct, proba
             if m.detector.update(not correct):
                 drifted.append(m)
-            m.learner.learn_one(x, y)
+            learner.learn_one(x, y)
         self.served.update(y, served_pred, served_proba)
-        self.events_learned += 1
-        t = self.events_learned
+        self.events_learned = t = self.events_learned + 1
 
-        if not drifted and t % self.config.check_every and not self._refresh_due():
-            return StepResult(served_pred, served_correct, _NO_EVENTS)
+        config = self.config
+        if (not drifted and t % config.check_every
+                and not (config.refresh_every and t - self._last_refresh >= config.refresh_every)):
+            return StepResult(served_pred, served_correct, _NO_EVENTS)  # the common case
         events: list[SystemEvent] = []
         for m in drifted:
             events.append(SystemEvent("drift", t, m.learner_id,
@@ -245,10 +248,14 @@ class LearningSystem:
         return SystemEvent("retired", self.events_learned, m.learner_id, reason)
 
     def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult:
+        """`PairedResult.from_bits` of the last ``last`` shared events, counted in C: this
+        runs for every challenger every ``check_every`` events over up to ``policy.window``
+        bits, which a Python loop made a visible share of the whole loop."""
         k = min(last, len(incumbent.metrics.correct_bits), len(contender.metrics.correct_bits))
-        inc = itertools.islice(reversed(incumbent.metrics.correct_bits), k)
-        con = itertools.islice(reversed(contender.metrics.correct_bits), k)
-        return PairedResult.from_bits(inc, con)
+        inc = list(itertools.islice(reversed(incumbent.metrics.correct_bits), k))
+        con = list(itertools.islice(reversed(contender.metrics.correct_bits), k))
+        return PairedResult(k, sum(inc), sum(con), sum(map(operator.gt, inc, con)),
+                            sum(map(operator.lt, inc, con)))
 
     def _check_promotion(self) -> list[SystemEvent]:
         policy = self.config.policy

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import math
 import pickle
+from itertools import repeat
+from operator import add, mul, sub, truediv
 from typing import Any
 
 from training.learners.base import Features, Label, Learner, check_features
 
 _exp = math.exp
-_sqrt = math.sqrt
 
 
 class LinearLearner(Learner):
@@ -54,17 +55,20 @@ class LinearLearner(Learner):
         l2: L2 penalty on the weights (not the intercepts).
         power_t: inverse-scaling exponent; the rate after ``t`` steps is ``lr / t ** power_t``.
         name: family name in metrics and reports.
+
+    Layout, for speed: every feature seen gets a position (order of first appearance); the
+    running statistics and each class's weights are plain lists in that order, so when an
+    event carries exactly the known features in the known order (the usual case: one
+    producer, one schema) the per-event arithmetic runs as ``map`` over lists in C. Any
+    other event (missing, extra or reordered features) is first spread onto the layout.
     """
 
     snapshot_format = "pickle"
 
-    def __init__(self, lr: float = 0.05, l2: float = 0.0, power_t: float = 0.0, name: str = "logreg") -> None:
-        if lr <= 0 or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if l2 < 0 or not math.isfinite(l2):
-            raise ValueError(f"l2 must be a non-negative finite number, got {l2!r}")
-        if power_t < 0 or not math.isfinite(power_t):
-            raise ValueError(f"power_t must be a non-negative finite number, got {power_t!r}")
+    def __init__(self, lr: float = 0.005, l2: float = 0.0, power_t: float = 0.0, name: str = "linear") -> None:
+        for arg, value, low in (("lr", lr, "positive"), ("l2", l2, "non-negative"), ("power_t", power_t, "non-negative")):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (arg == "lr" and value == 0):
+                raise ValueError(f"{arg} must be a {low} finite number, got {value!r}")
         self.lr = lr
         self.l2 = l2
         self.power_t = power_t
@@ -72,11 +76,16 @@ class LinearLearner(Learner):
         # learned state
         self._labels: list[Label] = []  # class index -> label, in order of first appearance
         self._index: dict[Label, int] = {}  # label -> class index
-        self._weights: list[dict[str, float]] = []  # per class: feature -> weight
+        self._weights: list[list[float]] = []  # per class, per feature position
         self._bias: list[float] = []  # per class intercept
-        self._stats: dict[str, list[float]] = {}  # feature -> [count, mean, sum of squared deviations]
-        self._scale: dict[str, tuple[float, float]] = {}  # feature -> (mean, 1 / std or 0)
+        self._names: tuple[str, ...] = ()  # feature position -> name
+        self._pos: dict[str, int] = {}  # feature name -> position
+        self._count: list[float] = []  # per feature: events that carried it
+        self._mean: list[float] = []  # per feature: running mean
+        self._m2: list[float] = []  # per feature: sum of squared deviations (Welford)
+        self._inv_std: list[float] = []  # per feature: 1 / std, or 0 while the feature is constant
         self._steps = 0
+        self._last: tuple[Features, list[float], list[float], list[float]] | None = None
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -90,32 +99,43 @@ class LinearLearner(Learner):
         check_features(x)
         if not self._labels:
             return {}
-        return dict(zip(self._labels, self._proba(self._standardize(x)), strict=True))
+        if tuple(x) == self._names:
+            values = list(x.values())
+            xs = list(map(mul, map(sub, values, self._mean), self._inv_std))
+            proba = self._proba(xs)
+            # test-then-train: the learn_one that follows on the same event reuses this work
+            self._last = (x, values, xs, proba)
+        else:
+            xs = list(map(mul, map(sub, self._spread(x), self._mean), self._inv_std))
+            proba = self._proba(xs)
+        return dict(zip(self._labels, proba, strict=True))
 
     def learn_one(self, x: Features, y: Label) -> None:
         check_features(x)
+        last, self._last = self._last, None
         index = self._index.get(y)
         if index is None:
             index = self._add_class(y)
+            last = None  # one more class: the cached probabilities lack it
+        # the forward pass uses the statistics from *before* this event (what a prediction
+        # of it saw), so a prediction just made of the same unchanged event is reused
+        if last is not None and last[0] is x and tuple(x) == self._names and last[1] == list(x.values()):
+            xs, proba = last[2], last[3]
+        else:
+            xs = self._xs(x)
+            proba = self._proba(xs)
         self._update_scale(x)
-        xs = self._standardize(x)
-        proba = self._proba(xs)
         self._steps += 1
-        rate = self.lr if not self.power_t else self.lr / self._steps ** self.power_t
-        decay = rate * self.l2
-        bias = self._bias
-        for k, w in enumerate(self._weights):
-            g = proba[k] - 1.0 if k == index else proba[k]
-            if not g:
+        rate = self.lr / self._steps ** self.power_t if self.power_t else self.lr
+        keep = 1.0 - rate * self.l2
+        weights, bias = self._weights, self._bias
+        for k, p in enumerate(proba):
+            step = rate * (p - 1.0 if k == index else p)
+            if not step:
                 continue
-            step = rate * g
             bias[k] -= step
-            if decay:
-                for f, v in xs.items():
-                    w[f] -= step * v + decay * w[f]
-            else:
-                for f, v in xs.items():
-                    w[f] -= step * v
+            w = map(mul, weights[k], repeat(keep)) if keep != 1.0 else weights[k]
+            weights[k] = list(map(sub, w, map(mul, xs, repeat(step))))
 
     @property
     def classes(self) -> list[Label]:
@@ -123,7 +143,7 @@ class LinearLearner(Learner):
 
     @property
     def n_features_in(self) -> list[str]:
-        return sorted(self._stats)
+        return sorted(self._names)
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -141,43 +161,71 @@ class LinearLearner(Learner):
         index = len(self._labels)
         self._labels.append(y)
         self._index[y] = index
-        self._weights.append(dict.fromkeys(self._stats, 0.0))
+        self._weights.append([0.0] * len(self._names))
         self._bias.append(0.0)
         return index
 
+    def _xs(self, x: Features) -> list[float]:
+        """Standardised values in layout order (0 for a missing feature: mean imputation)."""
+        values = list(x.values()) if tuple(x) == self._names else self._spread(x)
+        return list(map(mul, map(sub, values, self._mean), self._inv_std))
+
+    def _spread(self, x: Features) -> list[float]:
+        """Values in layout order; a missing feature takes its mean, a feature never learned
+        is ignored."""
+        values = self._mean.copy()
+        pos = self._pos
+        for f, v in x.items():
+            i = pos.get(f)
+            if i is not None:
+                values[i] = v
+        return values
+
     def _update_scale(self, x: Features) -> None:
-        """Welford's running mean and variance per feature; caches ``(mean, 1/std)``."""
-        stats, scale = self._stats, self._scale
-        for f, v in x.items():
-            s = stats.get(f)
-            if s is None:
-                s = stats[f] = [0.0, 0.0, 0.0]
-                for w in self._weights:
-                    w[f] = 0.0
-            n = s[0] + 1.0
-            delta = v - s[1]
-            mean = s[1] + delta / n
-            m2 = s[2] + delta * (v - mean)
-            s[0], s[1], s[2] = n, mean, m2
-            scale[f] = (mean, 1.0 / _sqrt(m2 / n) if m2 > 0.0 else 0.0)
+        """Welford's running mean and variance per feature, then the cached ``1 / std``."""
+        if tuple(x) == self._names:  # every known feature, in order: update as vectors
+            values = list(x.values())
+            count = self._count = list(map(add, self._count, repeat(1.0)))
+            delta = list(map(sub, values, self._mean))
+            mean = self._mean = list(map(add, self._mean, map(truediv, delta, count)))
+            self._m2 = list(map(add, self._m2, map(mul, delta, map(sub, values, mean))))
+        else:
+            pos = self._pos
+            for f in x:
+                if f not in pos:
+                    pos[f] = len(self._names)
+                    self._names += (f,)
+                    for stat in (self._count, self._mean, self._m2, self._inv_std):
+                        stat.append(0.0)
+                    for w in self._weights:
+                        w.append(0.0)
+            count, mean, m2 = self._count, self._mean, self._m2
+            for f, v in x.items():
+                i = pos[f]
+                n = count[i] = count[i] + 1.0
+                delta = v - mean[i]
+                mean[i] += delta / n
+                m2[i] += delta * (v - mean[i])
+        self._inv_std = [(n / m) ** 0.5 if m > 0.0 else 0.0 for n, m in zip(self._count, self._m2, strict=True)]
 
-    def _standardize(self, x: Features) -> dict[str, float]:
-        scale = self._scale
-        out = {}
-        for f, v in x.items():
-            s = scale.get(f)
-            if s is not None:
-                out[f] = (v - s[0]) * s[1]
-        return out
-
-    def _proba(self, xs: dict[str, float]) -> list[float]:
-        scores = []
-        for w, b in zip(self._weights, self._bias, strict=True):
-            z = b
-            for f, v in xs.items():
-                z += w[f] * v
-            scores.append(z)
+    def _proba(self, xs: list[float]) -> list[float]:
+        weights, bias = self._weights, self._bias
+        if len(weights) == 2:  # binary: one logistic of the score difference
+            d = bias[1] - bias[0] + sum(map(mul, map(sub, weights[1], weights[0]), xs))
+            if d >= 0.0:
+                e = _exp(-d)
+                p0 = e / (1.0 + e)
+                return [p0, 1.0 - p0]
+            e = _exp(d)
+            p1 = e / (1.0 + e)
+            return [1.0 - p1, p1]
+        scores = [b + sum(map(mul, w, xs)) for w, b in zip(weights, bias, strict=True)]
         top = max(scores)
         exps = [_exp(z - top) for z in scores]
         total = sum(exps)
         return [e / total for e in exps]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_last"] = None  # a reference to the caller's last event is not state
+        return state

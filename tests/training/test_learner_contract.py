@@ -1,6 +1,8 @@
 """Contract checks every learner must pass (River's ``checks`` idea, for our protocol).
 
-The PyTorch learner runs the same contract in ``test_torch_learner.py``.
+Every tabular candidate runs it; the PyTorch learner runs the same contract (and its own
+extras) in ``test_torch_learner.py``, the plain-Python logistic regression its extras in
+``test_linear_learner.py``.
 """
 
 import copy
@@ -17,7 +19,7 @@ EVENTS = list(iter_stream("agrawal", 600, seed=3))
 PROBE = [x for x, _ in list(iter_stream("agrawal", 700, seed=9))[-100:]]
 
 
-@pytest.fixture(params=["logreg", "hat", "arf"])
+@pytest.fixture(params=["logreg", "logreg-river", "hat", "arf"])
 def trained(request):
     learner = build_candidates(request.param)[0]
     for x, y in EVENTS:
@@ -39,7 +41,7 @@ def test_clone_is_untrained_with_same_hyperparameters(trained):
     twin = trained.clone()
     assert twin.predict_proba_one(PROBE[0]) == {}
     assert twin.name == trained.name
-    assert repr(twin.params()["estimator"]) == repr(trained.params()["estimator"])
+    assert repr(twin.params()) == repr(trained.params())
     assert trained.predict_proba_one(PROBE[0])  # the original is untouched
 
 
