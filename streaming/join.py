@@ -44,6 +44,8 @@ class JoinResult:
     result: str  # "hit" | "late" | "miss"
     prediction_id: str = ""
     ref: Any = None  # the caller's handle on the label's source record (JSON-friendly)
+    served: Any = None  # what the prediction record says was served: [version, label, timestamp]
+    label_at: float | None = None  # when the label arrived (stream time)
 
     def __repr__(self) -> str:
         return f"JoinResult(event_id={self.event_id!r}, features={self.features!r}, label={self.label!r}, result={self.result!r})"
@@ -56,8 +58,8 @@ class JoinStore:
                  max_predictions: int = 200000, max_pending: int = 50000) -> None:
         self.ttl_s, self.grace_s = ttl_s, grace_s
         self.max_predictions, self.max_pending = max_predictions, max_pending
-        # prediction_id -> (features, arrived_at); insertion order = arrival order
-        self._predictions: OrderedDict[str, tuple[dict[str, float], float]] = OrderedDict()
+        # prediction_id -> (features, arrived_at, served); insertion order = arrival order
+        self._predictions: OrderedDict[str, tuple[dict[str, float], float, Any]] = OrderedDict()
         # prediction_id -> list of (event_id, label, arrived_at, ref)
         self._pending: OrderedDict[str, list[tuple[str, Label, float, Any]]] = OrderedDict()
         self.counts = {"hit": 0, "late": 0, "miss": 0, "expired": 0}
@@ -69,13 +71,18 @@ class JoinStore:
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
-    def add_prediction(self, prediction_id: str, features: dict[str, float], now: float) -> list[JoinResult]:
-        """Store a prediction; returns the waiting labels it completes (result "late")."""
+    def add_prediction(self, prediction_id: str, features: dict[str, float], now: float,
+                       served: Any = None) -> list[JoinResult]:
+        """Store a prediction; returns the waiting labels it completes (result "late").
+
+        ``served`` ([version, label, timestamp] of what the service answered) travels with
+        the join so the caller can score what users actually got and measure label delay.
+        """
         waiting = self._pending.pop(prediction_id, None)
         if waiting:
             self.counts["late"] += len(waiting)
-            return [JoinResult(e, features, y, "late", prediction_id, r) for e, y, _, r in waiting]
-        self._predictions[prediction_id] = (features, now)
+            return [JoinResult(e, features, y, "late", prediction_id, r, served, at) for e, y, at, r in waiting]
+        self._predictions[prediction_id] = (features, now, served)
         self._predictions.move_to_end(prediction_id)
         while len(self._predictions) > self.max_predictions:
             self._predictions.popitem(last=False)
@@ -88,7 +95,7 @@ class JoinStore:
         found = self._predictions.pop(prediction_id, None)
         if found is not None:
             self.counts["hit"] += 1
-            return JoinResult(event_id, found[0], label, "hit", prediction_id, ref)
+            return JoinResult(event_id, found[0], label, "hit", prediction_id, ref, found[2], now)
         self._pending.setdefault(prediction_id, []).append((event_id, label, now, ref))
         return None
 
@@ -96,7 +103,7 @@ class JoinStore:
         """Drop predictions past their TTL; return labels whose grace ended (result "miss")."""
         ttl_cut = now - self.ttl_s
         while self._predictions:
-            pid, (_, at) = next(iter(self._predictions.items()))
+            pid, (_, at, _served) = next(iter(self._predictions.items()))
             if at > ttl_cut:
                 break
             del self._predictions[pid]
@@ -118,12 +125,15 @@ class JoinStore:
 
     def state(self) -> dict[str, Any]:
         return {
-            "predictions": [[pid, f, at] for pid, (f, at) in self._predictions.items()],
+            "predictions": [[pid, f, at, served] for pid, (f, at, served) in self._predictions.items()],
             "pending": [[pid, [list(w) for w in ws]] for pid, ws in self._pending.items()],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._predictions = OrderedDict((pid, (f, at)) for pid, f, at in state.get("predictions", []))
+        # entries written before `served` existed have three fields
+        self._predictions = OrderedDict(
+            (p[0], (p[1], p[2], p[3] if len(p) > 3 else None)) for p in state.get("predictions", [])
+        )
         self._pending = OrderedDict(
             (pid, [(e, y, at, r) for e, y, at, r in ws]) for pid, ws in state.get("pending", [])
         )

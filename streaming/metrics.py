@@ -87,6 +87,17 @@ class TrainerMetrics:
             "Events the model has learned since bootstrap; restored from the checkpoint, survives restarts.",
             ["model"], registry=registry,
         )
+        self.label_delay = Histogram(
+            "perennial_label_delay_seconds",
+            "Time from a served prediction to its label arriving at the trainer.",
+            ["model"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
+            registry=registry,
+        )
+        self.served_accuracy = Gauge(
+            "perennial_served_accuracy",
+            "Accuracy of what the service answered, per served version, from joined feedback (rolling window).",
+            ["model", "version"], registry=registry,
+        )
         self.last_refresh_timestamp = Gauge(
             "perennial_champion_refresh_timestamp_seconds",
             "Unix time the champion snapshot was last published to the registry.",

@@ -7,8 +7,10 @@ Argo Rollouts analyse a canary: for ``period_s`` after each promotion, every ``i
 the guard evaluates its PromQL checks; the first check out of bounds fails the promotion,
 and the caller moves the ``champion`` alias back with the failing query and value as reason.
 
-Checks are data (name, query, bounds), so operators add their own in settings. ``{model}``
-and ``{version}`` in a query are replaced by the guarded model and version.
+Checks are data (name, query, bounds), so operators add their own in settings. ``{model}``,
+``{version}`` and ``{previous}`` in a query are replaced by the guarded model, the promoted
+version and the version it replaced (a check naming ``{previous}`` is skipped when there is
+none).
 """
 
 from __future__ import annotations
@@ -50,8 +52,12 @@ class GuardCheck:
         if self.no_data not in ("pass", "fail"):
             raise ValueError(f"guard check {self.name!r}: no_data must be 'pass' or 'fail', got {self.no_data!r}")
 
-    def render(self, model: str, version: int) -> str:
-        return self.query.replace("{model}", model).replace("{version}", str(version))
+    def render(self, model: str, version: int, previous: int | None = None) -> str | None:
+        """The query for this promotion, or None when it needs a previous version there is not."""
+        if "{previous}" in self.query and previous is None:
+            return None
+        return (self.query.replace("{model}", model).replace("{version}", str(version))
+                .replace("{previous}", str(previous)))
 
     def violation(self, values: Sequence[float]) -> str | None:
         """Why ``values`` break this check, or None when they satisfy it."""
@@ -82,6 +88,12 @@ DEFAULT_CHECKS: tuple[GuardCheck, ...] = (
     GuardCheck("p99_latency_seconds",
                'histogram_quantile(0.99, sum by (le) (rate(perennial_inference_seconds_bucket{model="{model}"}[1m])))',
                max_value=1.0),
+    # live accuracy of what the new version served (joined feedback) against what the version
+    # it replaced served: no data until enough labels came back, which passes
+    GuardCheck("live_accuracy_vs_previous",
+               'perennial_served_accuracy{model="{model}",version="{version}"} - ignoring(version) '
+               'perennial_served_accuracy{model="{model}",version="{previous}"}',
+               min_value=-0.05),
 )
 
 
@@ -151,7 +163,7 @@ class PromotionGuard:
         self.query = query
         self.period_s, self.interval_s, self.warmup_s = period_s, interval_s, warmup_s
         self.clock = clock
-        self._watching: tuple[str, int, float] | None = None  # model, version, since
+        self._watching: tuple[str, int, int | None, float] | None = None  # model, version, previous, since
         self._next_at = 0.0
         self.query_errors = 0
 
@@ -159,10 +171,10 @@ class PromotionGuard:
     def active(self) -> bool:
         return self._watching is not None
 
-    def watch(self, model: str, version: int) -> None:
-        """A promotion happened: guard ``version`` for the next ``period_s`` seconds."""
+    def watch(self, model: str, version: int, previous: int | None = None) -> None:
+        """A promotion happened: guard ``version`` (which replaced ``previous``) for ``period_s``."""
         now = self.clock()
-        self._watching = (model, version, now)
+        self._watching = (model, version, previous, now)
         self._next_at = now + self.warmup_s
         log.info("guarding %s v%d for %.0f s with %d checks", model, version, self.period_s, len(self.checks))
 
@@ -176,10 +188,12 @@ class PromotionGuard:
         now = self.clock()
         if now < self._next_at:
             return None
-        model, version, since = self._watching
+        model, version, previous, since = self._watching
         self._next_at = now + self.interval_s
         for check in self.checks:
-            query = check.render(model, version)
+            query = check.render(model, version, previous)
+            if query is None:
+                continue
             try:
                 values = self.query(query)
             except GuardQueryError as exc:

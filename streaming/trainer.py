@@ -38,6 +38,7 @@ from streaming.schemas import (
     decode_feedback,
     decode_prediction,
 )
+from streaming.served_score import ServedScore
 from streaming.topics import feedback_topic, predictions_topic
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Trainer:
         self.system: Any = None
         self.loaded = False  # True once state is restored (or freshly built) for this ownership
         self._m = _Bound(metrics, model)
+        self.served = ServedScore(metrics, model)
 
     # -- ownership: restore and checkpoint ------------------------------------------------------
 
@@ -231,7 +233,10 @@ class Trainer:
             return self._learn(event.features, event.label, rec)
         joined = self.join.add_label(event.event_id, event.prediction_id, event.label,
                                      self._now(), ref=[rec.partition, rec.offset])
-        return self._learn(joined.features, joined.label, rec) if joined else 0
+        if joined is None:
+            return 0
+        self.served.observe(joined)
+        return self._learn(joined.features, joined.label, rec)
 
     def _on_prediction(self, rec: Record) -> int:
         try:
@@ -240,7 +245,9 @@ class Trainer:
             self._dead_letter(rec, e.reason, e.detail)
             return 0
         learned = 0
-        for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now()):
+        served = [pred.version, pred.label, pred.timestamp]
+        for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now(), served):
+            self.served.observe(joined)
             learned += self._learn(joined.features, joined.label, self._label_record(joined))
         return learned
 
@@ -317,7 +324,7 @@ class Trainer:
                 if e.kind == "promotion":
                     self._m.promotions.inc()
                     if self.guard is not None and e.to_version is not None:
-                        self.guard.watch(self.model, e.to_version)
+                        self.guard.watch(self.model, e.to_version, e.from_version)
                 elif e.kind == "rollback":
                     self._m.rollbacks.inc()
                     if self.guard is not None:

@@ -326,6 +326,11 @@ def learning_dashboard() -> dict:
                    [(f'max by (model) (perennial_online_accuracy{{{M},role="champion"}})', "{{model}} champion"),
                     (f'max by (model) (perennial_online_accuracy{{{M},role="challenger"}})',
                      "{{model}} best challenger")], "percentunit", min_=0, max_=1),
+        timeseries("Live accuracy per served version", "Accuracy of what the service actually answered, "
+                   "per version, from feedback joined to the prediction log (rolling window). The "
+                   "serving-side promotion guard compares a promoted version with the one it replaced.",
+                   [(f"max by (model, version) (perennial_served_accuracy{{{M}}})", "{{model}} v{{version}}")],
+                   "percentunit", min_=0, max_=1),
         timeseries("Served version", "Version the service answers with; it follows the trainer's "
                    "champion alias (panel 'Champion (trainer)') within the registry watch interval.",
                    [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}} served")],
@@ -365,10 +370,14 @@ def data_dashboard() -> dict:
                    [(f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late"}}[{RI}])) / '
                      f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late|miss"}}[{RI}]))',
                      "{{model}}")], "percentunit", min_=0, max_=1),
-        timeseries("Label delay (proxy): share of join outcomes", "Share of each join result among all. "
-                   "Perennial exports no label-delay histogram yet; a growing 'late' share means labels "
-                   "overtake their predictions, a growing 'expired' share means labels arrive later than "
-                   "the join TTL (PERENNIAL_JOIN_TTL_S) or not at all.",
+        timeseries("Label delay", "Time from a served prediction to its label reaching the trainer "
+                   "(quantiles of perennial_label_delay_seconds, measured at the join). Learning from a "
+                   "label cannot start earlier; a growing delay slows adaptation.",
+                   quantiles("perennial_label_delay_seconds", "model, le", (0.5, 0.9, 0.99), M, "{{model}} "),
+                   "s"),
+        timeseries("Label join outcomes (share)", "Share of each join result among all: a growing 'late' "
+                   "share means labels overtake their predictions, a growing 'expired' share means labels "
+                   "arrive later than the join TTL (PERENNIAL_JOIN_TTL_S) or not at all.",
                    [(f"sum by (model, result) (rate({join}[{RI}])) / on (model) group_left "
                      f"sum by (model) (rate({join}[{RI}]))", "{{model}} {{result}}")],
                    "percentunit", min_=0, max_=1, stack=True),

@@ -106,3 +106,15 @@ def test_checks_from_settings_and_errors():
         load_checks("{not json")
     with pytest.raises(ValueError, match="needs max_value or min_value"):
         GuardCheck("x", "q")
+
+
+def test_previous_version_placeholder_and_default_live_accuracy_check():
+    live = next(c for c in DEFAULT_CHECKS if c.name == "live_accuracy_vs_previous")
+    assert live.render("m", 8, None) is None  # nothing to compare with: skipped
+    query = answers({'version="8"': [-0.12]})
+    guard = PromotionGuard([live], query, clock=Clock())
+    guard.watch("m", 8, previous=5)
+    verdict = guard.poll()
+    assert query.asked == ['perennial_served_accuracy{model="m",version="8"} - ignoring(version) '
+                           'perennial_served_accuracy{model="m",version="5"}']
+    assert verdict.check == "live_accuracy_vs_previous" and "-0.12 < min -0.05" in verdict.reason
