@@ -13,7 +13,7 @@ Prints absolute rates and the ratio trainer/raw (target ≥ 0.5) and trainer/cor
 of the learning core's speed the streaming layer keeps). Run::
 
     .venv/bin/python benchmarks/ingest.py --events 50000
-    .venv/bin/python benchmarks/ingest.py --events 50000 --champion linear --candidates linear,linear
+    .venv/bin/python benchmarks/ingest.py --events 50000 --candidates logreg,logreg
 
 With no ``--bootstrap-servers`` it starts the embedded broker on a free port.
 """
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream", default="agrawal")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--champion", default="logreg",
-                   help="the logistic-regression champion: logreg (River pipeline, default) or linear (plain Python)")
+                   help="the logistic-regression champion: logreg (plain Python, default) or logreg-river (River's pipeline)")
     p.add_argument("--candidates", default="logreg,hat",
                    help="the two challengers beside the champion (default logreg,hat, the trainer's default)")
     p.add_argument("--max-poll-records", type=int, default=2000)
