@@ -53,4 +53,5 @@ class OfflineSettings(LoopSettings):
 def apply_flags(settings: OfflineSettings, args, names: list[str]) -> OfflineSettings:
     """Flags given on the command line override environment and defaults."""
     updates = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return settings.model_copy(update=updates) if updates else settings
+    # validated like the environment is (model_copy would not check ranges)
+    return type(settings).model_validate({**settings.model_dump(), **updates}) if updates else settings

@@ -52,7 +52,9 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
                               loaded.info.version)
 
     def restore(blob: bytes) -> Any:
-        return LearningSystem.from_bytes(blob, publisher=publisher)
+        system = LearningSystem.from_bytes(blob, publisher=publisher)
+        system.reconfigure(settings.loop_config())  # settings of this start, not of the checkpoint's
+        return system
 
     return fresh, restore
 

@@ -166,6 +166,7 @@ class PromotionGuard:
         self._watching: tuple[str, int, int | None, float] | None = None  # model, version, previous, since
         self._next_at = 0.0
         self.query_errors = 0
+        self.evaluated = 0  # checks that got an answer during the current watch
 
     @property
     def active(self) -> bool:
@@ -175,6 +176,7 @@ class PromotionGuard:
         """A promotion happened: guard ``version`` (which replaced ``previous``) for ``period_s``."""
         now = self.clock()
         self._watching = (model, version, previous, now)
+        self.evaluated = 0
         self._next_at = now + self.warmup_s
         log.info("guarding %s v%d for %.0f s with %d checks", model, version, self.period_s, len(self.checks))
 
@@ -200,11 +202,16 @@ class PromotionGuard:
                 self.query_errors += 1
                 log.warning("%s", exc)
                 continue  # an unreachable Prometheus is not evidence against the version
+            self.evaluated += 1
             detail = check.violation(values)
             if detail is not None:
                 self._watching = None
                 return GuardVerdict(check.name, query, detail)
         if now - since >= self.period_s:
-            log.info("promotion guard: %s v%d passed every check for %.0f s", model, version, self.period_s)
+            if self.evaluated:
+                log.info("promotion guard: %s v%d passed every check for %.0f s", model, version, self.period_s)
+            else:
+                log.warning("promotion guard: %s v%d was NOT judged: no check could be evaluated in %.0f s "
+                            "(%d Prometheus errors)", model, version, self.period_s, self.query_errors)
             self._watching = None
         return None

@@ -83,3 +83,34 @@ class JournaledPublisher:
         refresh = getattr(self.inner, "refresh", None)
         if refresh is not None:
             self._once("refresh", lambda: refresh(version))
+
+    # -- reads: not journaled ------------------------------------------------------------------
+
+    def current_champion(self, expected: int | None) -> int | None:
+        """The ``champion`` alias when someone else moved it, else None.
+
+        After a crash the alias can already point at a version this trainer wrote at a later
+        stream position than its checkpoint (the replay will redo that write and get the same
+        version back from the journal): that is not someone else's move.
+        """
+        version = self.inner.current_champion(expected)
+        if version is None:
+            return None
+        now = self.position()
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return version
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                at = int(str(entry["key"]).split(":", 1)[0])
+            except (ValueError, KeyError):
+                continue
+            if at >= now and entry.get("result") == version:
+                return None
+        return version
+
+    def load(self, version: int) -> Any:
+        return self.inner.load(version)
+

@@ -98,7 +98,7 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     prometheus_url: str = Field("", description="Prometheus base URL for the serving-side promotion guard ('' disables it).")
     guard_period_s: float = Field(300.0, gt=0, description="How long after a promotion the serving-side guard watches it.")
     guard_interval_s: float = Field(15.0, gt=0, description="Seconds between two evaluations of the guard's PromQL checks.")
-    guard_warmup_s: float = Field(10.0, ge=0, description="Seconds after a promotion before the first check (the service loads the version).")
+    guard_warmup_s: float = Field(45.0, ge=0, description="Seconds after a promotion before the first check: longer than the service's watch interval plus Prometheus' scrape interval, or the check sees the old version.")
     guard_checks: str = Field("", description="Guard checks as a JSON list of {name, query, max_value|min_value, no_data}; '' uses the defaults.")
 
     def hmac_key(self) -> bytes:

@@ -181,6 +181,8 @@ class Trainer:
         """Forget in-memory state (partitions revoked or lost); the next owner restores."""
         self.loaded = False
         self.system = None
+        if self.guard is not None:  # a watch belongs to the system we just let go of
+            self.guard.cancel()
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -290,10 +292,15 @@ class Trainer:
         if verdict is None:
             return
         log.warning("%s: %s", self.model, verdict.reason)
-        event = self.system.rollback_now(verdict.reason)
+        try:
+            event = self.system.rollback_now(verdict.reason)
+        except Exception:  # e.g. an operator already rolled back: the stream must go on
+            log.exception("%s: the guard's rollback could not be written; the champion stays", self.model)
+            return
         if event is None:
             log.warning("%s: nothing to roll back to; the champion stays", self.model)
             return
+        self._since_checkpoint = max(self._since_checkpoint, 1)  # checkpoint it even if idle
         self._on_system_events([event])
 
     def _label_record(self, joined: JoinResult) -> Record:

@@ -127,7 +127,7 @@ def decide_promotion(
         return Decision(False, f"cooldown: {events_since_change} of {policy.cooldown} events since the last change")
     if challenger_seen < policy.min_events:
         return Decision(False, f"challenger has seen {challenger_seen} of {policy.min_events} events")
-    if pair.n < min(policy.window, policy.min_events):
+    if pair.n == 0 or pair.n < min(policy.window, policy.min_events):
         return Decision(False, f"only {pair.n} paired events")
     p = mcnemar_p_value(pair.b, pair.c)
     gain = pair.gain
@@ -150,7 +150,7 @@ def decide_rollback(pair: PairedResult, events_since_promotion: int, policy: Pro
     """
     if events_since_promotion > policy.guard_events:
         return Decision(False, "guard period over")
-    if pair.n < min(policy.min_events, policy.guard_events):
+    if pair.n == 0 or pair.n < min(policy.min_events, policy.guard_events):
         return Decision(False, f"only {pair.n} events since promotion")
     p = mcnemar_p_value(pair.b, pair.c)
     gain = pair.gain

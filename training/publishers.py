@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.learners import snapshot
 from training.learners.base import Learner
 from training.registry import Registry
 
@@ -40,6 +41,14 @@ class RegistryPublisher:
         # a refresh follows the stream; it must not overwrite `previous`, the rollback target
         self.registry.set_alias(self.model, "champion", version, reason="refresh")
 
+    def current_champion(self, expected: int | None) -> int | None:
+        """The alias when it is not ``expected`` (an operator moved it), else None."""
+        version = self.registry.alias(self.model, "champion")
+        return None if version == expected else version
+
+    def load(self, version: int) -> Learner:
+        return self.registry.load(self.model, version).learner
+
 
 @dataclass
 class InMemoryPublisher:
@@ -56,11 +65,11 @@ class InMemoryPublisher:
     keep_bytes: bool = False
 
     def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int:
-        data = learner.to_bytes()
+        snap = snapshot.dumps(learner)
         version = len(self.versions) + 1
         self.versions.append({"version": version, "learner": learner.name, "parent": parent,
-                              "metrics": metrics, "note": note, "size": len(data),
-                              **({"data": data} if self.keep_bytes else {})})
+                              "metrics": metrics, "note": note, "size": len(snap.data),
+                              **({"snapshot": snap} if self.keep_bytes else {})})
         return version
 
     def promote(self, version: int, reason: str) -> None:
@@ -76,3 +85,12 @@ class InMemoryPublisher:
 
     def refresh(self, version: int) -> None:
         self.champion = version
+
+    def current_champion(self, expected: int | None) -> int | None:
+        return None if self.champion == expected else self.champion
+
+    def load(self, version: int) -> Learner:
+        entry = self.versions[version - 1]
+        if "snapshot" not in entry:
+            raise RuntimeError("InMemoryPublisher(keep_bytes=False) cannot load versions back")
+        return snapshot.loads(entry["snapshot"])

@@ -23,6 +23,7 @@ import itertools
 import logging
 import operator
 import pickle
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -50,6 +51,8 @@ class Publisher(Protocol):
     def promote(self, version: int, reason: str) -> None: ...
     def rollback(self, reason: str) -> int: ...
     def refresh(self, version: int) -> None: ...
+    def current_champion(self, expected: int | None) -> int | None: ...
+    def load(self, version: int) -> Learner: ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class LoopConfig:
         max_fresh_challengers: cap on post-drift challengers alive at once (oldest retired).
         fresh_challenger_ttl: events after which a fresh challenger that never won is retired.
         refresh_every: events between champion snapshot republications (0 disables).
+        rejected_cooldown: events a learner whose promotion the serving-side guard undid
+            may not be promoted again.
     """
 
     window: int = 1000
@@ -75,6 +80,7 @@ class LoopConfig:
     max_fresh_challengers: int = 2
     fresh_challenger_ttl: int = 20000
     refresh_every: int = 10000
+    rejected_cooldown: int = 20000
 
 
 @dataclass
@@ -153,6 +159,7 @@ class LearningSystem:
         self._last_refresh = 0
         self._guard: tuple[str, str, int] | None = None  # (new champion id, previous id, since)
         self._replaced: str | None = None  # the champion the last promotion replaced
+        self._quarantine: dict[str, int] = {}  # learner id -> event until which it may not be promoted
         self._champion = self._add(champion, CHAMPION, standing=True)
         for learner in candidates:
             self._add(learner, CHALLENGER, standing=True)
@@ -215,11 +222,20 @@ class LearningSystem:
                                       role=m.role))
             if m is champion and self.config.spawn_on_drift:
                 events.extend(self._spawn_challenger(m))
-        if t % self.config.check_every == 0:
-            events.extend(self._retire_stale())
-            events.extend(self._check_rollback() or self._check_promotion())
-        if self._refresh_due():
-            events.extend(self._refresh())
+        try:
+            # The event is learned by now; what follows writes versions and moves aliases. A
+            # registry that fails (disk full, lock timeout) must not make the caller think the
+            # event was not learned: the decision is logged and tried again at the next check.
+            if t % self.config.check_every == 0:
+                events.extend(self._retire_stale())
+                events.extend(self._adopt_external_champion())
+                events.extend(self._check_rollback() or self._check_promotion())
+            if self._refresh_due():
+                events.extend(self._refresh())
+        except Exception as exc:  # noqa: BLE001 - any publisher failure, reported as an event
+            log.exception("%s: a decision at event %d could not be written", self.model, t)
+            events.append(SystemEvent("error", t, self._champion.learner_id,
+                                      f"decision not written: {type(exc).__name__}: {exc}"))
         for e in events:
             log.info("%s at event %d: %s %s", e.kind, e.at, e.learner, e.reason)
         return StepResult(served_pred, served_correct, events)
@@ -264,6 +280,8 @@ class LearningSystem:
         for m in self.members:
             if m.role != CHALLENGER:  # the replaced champion comes back only through the rollback test
                 continue
+            if self._quarantine.get(m.learner_id, 0) > t:  # rejected by the serving-side guard
+                continue
             shared = min(policy.window, t - m.born_at)
             decision = decide_promotion(
                 self._pair(self._champion, m, shared), t - m.born_at, policy,
@@ -277,9 +295,6 @@ class LearningSystem:
 
     def _promote(self, new: Member, decision: Decision) -> SystemEvent:
         old = self._champion
-        for m in self.members:  # at most one "previous": the one this promotion replaces
-            if m.role == PREVIOUS:
-                m.role = CHALLENGER
         from_version = self.champion_version
         to_version = None
         if self.publisher is not None:
@@ -287,6 +302,9 @@ class LearningSystem:
             to_version = self.publisher.publish(new.learner, parent=from_version, metrics=metrics,
                                                 note=f"promotion: {decision.reason}")
             self.publisher.promote(to_version, decision.reason)
+        for m in self.members:  # at most one "previous": the one this promotion replaces
+            if m.role == PREVIOUS:
+                m.role = CHALLENGER
         old.role, new.role = PREVIOUS, CHAMPION
         self._champion = new
         self.champion_version = to_version
@@ -327,7 +345,12 @@ class LearningSystem:
             old = self.member(self._replaced)
         except KeyError:
             return None
-        return self._roll_back(self._champion, old, reason)
+        rejected = self._champion
+        event = self._roll_back(rejected, old, reason)
+        # It may still learn better (that is why it was promoted); without a pause it would be
+        # promoted again at the end of the cooldown and rejected again, round after round.
+        self._quarantine[rejected.learner_id] = self.events_learned + self.config.rejected_cooldown
+        return event
 
     def _roll_back(self, new: Member, old: Member, reason: str) -> SystemEvent:
         t = self.events_learned
@@ -339,6 +362,43 @@ class LearningSystem:
         self._guard = self._replaced = None
         self._last_change = self._last_refresh = t
         return SystemEvent("rollback", t, old.learner_id, reason, from_version, to_version)
+
+    def _adopt_external_champion(self) -> list[SystemEvent]:
+        """Someone else moved the ``champion`` alias (an operator's rollback or promotion):
+        make that version the champion here too, instead of overwriting it at the next
+        refresh. The replaced learner stays as a challenger; the paired test goes on."""
+        current = getattr(self.publisher, "current_champion", None)
+        version = current(self.champion_version) if current is not None else None
+        if version is None or version == self.champion_version:
+            return []
+        learner = self.publisher.load(version)
+        old = self._champion
+        new = self._add(learner, CHAMPION, standing=True)
+        if not any(m.learner_id == f"{learner.name}-v{version}" for m in self.members):
+            new.learner_id = f"{learner.name}-v{version}"  # readable: the registry version it came from
+        old.role = CHALLENGER
+        for m in self.members:
+            if m.role == PREVIOUS:
+                m.role = CHALLENGER
+        self._champion, self._guard, self._replaced = new, None, None
+        from_version, self.champion_version = self.champion_version, version
+        self._last_change = self._last_refresh = self.events_learned
+        return [SystemEvent("adopted", self.events_learned, new.learner_id,
+                            f"champion alias moved outside the trainer to v{version}; adopted",
+                            from_version, version)]
+
+    def reconfigure(self, config: LoopConfig) -> None:
+        """Apply current settings to a system restored from a checkpoint (which pickled the
+        settings it was started with). Metric windows keep their size; histories grow or shrink."""
+        if config == self.config:
+            return
+        if config.window != self.config.window:
+            log.warning("%s: metrics window stays %d (was checkpointed); new setting %d applies to new learners",
+                        self.model, self.config.window, config.window)
+        self.config = config
+        self._history = max(config.window, config.policy.window, config.policy.guard_events)
+        for m in self.members:
+            m.metrics.correct_bits = deque(m.metrics.correct_bits, maxlen=self._history)
 
     def _refresh_due(self) -> bool:
         every = self.config.refresh_every

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from training.report import plot_loss_curves, write_json
     from training.streams import iter_stream, stream_info
 
-    settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
     try:
+        settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
         info = stream_info(args.stream)
         events = list(itertools.islice(iter_stream(args.stream, None, args.seed, args.target), args.events))
         registry = Registry(settings.registry_dir)

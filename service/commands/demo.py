@@ -26,19 +26,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupt(signum, frame) -> None:  # noqa: ANN001
+    # SIGTERM / SIGHUP (a closed terminal) end the demo like Ctrl-C: through the `finally`
+    # that stops every child; Python's default handlers would skip it and leave orphans.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
+    import signal
     from pathlib import Path
 
+    import httpx
+
     from service.demo.run import DemoConfig, run_demo, summary
+    from training.registry import RegistryError
     from training.report import plot_timeline, write_json
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
 
     config = DemoConfig(stream=args.stream, events=args.events, bootstrap_events=args.bootstrap_events,
                         rate=args.rate, label_delay_s=args.label_delay, candidates=args.candidates,
                         seed=args.seed, workdir=Path(args.workdir))
     try:
         result = run_demo(config, say=lambda line: print(line, flush=True))
-    except (RuntimeError, ValueError) as exc:
-        print(f"demo failed: {exc}")
+    except (RuntimeError, ValueError, OSError, httpx.HTTPError, RegistryError) as exc:
+        print(f"demo failed: {type(exc).__name__}: {exc}")
         return 1
     print(summary(result))
     print(f"wrote {write_json(result, args.json_path)}")

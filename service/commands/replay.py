@@ -42,17 +42,17 @@ def run(args: argparse.Namespace) -> int:
     from training.report import plot_timeline, write_json
     from training.streams import stream_info
 
-    try:
+    try:  # a ValidationError is a ValueError: bad flags and env values end here, not in a traceback
         info = stream_info(args.stream)
+        settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
+        config = ReplayConfig(
+            stream=args.stream, events=args.events, seed=args.seed, window=settings.window,
+            bootstrap_events=args.bootstrap_events, target=args.target,
+            bootstrap=settings.bootstrap_config(image=info.kind == "image"), loop=settings.loop_config(),
+        )
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
-    settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
-    config = ReplayConfig(
-        stream=args.stream, events=args.events, seed=args.seed, window=settings.window,
-        bootstrap_events=args.bootstrap_events, target=args.target,
-        bootstrap=settings.bootstrap_config(image=info.kind == "image"), loop=settings.loop_config(),
-    )
     print(f"replay {args.stream}: {info.description}; bootstrapping candidates {settings.candidates}...")
     bar = tqdm(total=None, unit="ev", disable=args.no_progress, smoothing=0.1)
 

@@ -237,9 +237,12 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
                 learner = registry.info(config.model, to).learner
             except VersionNotFoundError:  # pruned by retention since: the decision log remains
                 learner = None
-            # served from the first response with this version or a later one (a refresh of the
-            # promoted learner can reach the service before the promoted snapshot itself)
-            at = min((i for v, i in first_seen.items() if v >= to), default=None)
+            if action == "promote":
+                # first response with this version or a later one (a refresh of the promoted
+                # learner can reach the service before the promoted snapshot itself)
+                at = min((i for v, i in first_seen.items() if v >= to), default=None)
+            else:  # a rollback goes back to an older version: the first time it is served again
+                at = _served_again(served.versions, to, first_seen, d["from"], config.bootstrap_events)
             out.append({"at": at, "from_version": d["from"], "to_version": to,
                         "learner": learner, "reason": d["reason"],
                         "served": at is not None, "time": d["time"]})
@@ -270,6 +273,16 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
         "trainer": {"learned": status.learned, "drifts": status.drifts, "promotions": status.promotions,
                     "rollbacks": status.rollbacks, "champion_version": status.champion_version},
     }
+
+
+def _served_again(versions: list[int], to: int, first_seen: dict[int, int], rolled_from: int | None,
+                  offset: int) -> int | None:
+    """Event index at which ``to`` is served after the version it replaced was served."""
+    start = first_seen.get(rolled_from, 0) - offset if rolled_from in first_seen else 0
+    for i in range(max(0, start), len(versions)):
+        if versions[i] == to:
+            return offset + i
+    return None
 
 
 def summary(result: dict[str, Any]) -> str:

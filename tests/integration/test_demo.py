@@ -64,7 +64,8 @@ def test_short_demo_serves_learns_and_cleans_up(tmp_path: Path):
     assert leftovers(tmp_path, out) == []
 
 
-def test_ctrl_c_stops_every_process(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_every_process(tmp_path: Path, signum: int):
     proc = demo(tmp_path, "--events", "200000", "--candidates", "logreg")
     lines = []
     deadline = time.monotonic() + 300
@@ -74,7 +75,7 @@ def test_ctrl_c_stops_every_process(tmp_path: Path):
             break
     assert any("service ready" in line for line in lines), "".join(lines)[-3000:]
     assert leftovers(tmp_path, "".join(lines)), "the demo's children should be running"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "stopped every process the demo started" in "".join(lines) + out

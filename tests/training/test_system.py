@@ -139,3 +139,69 @@ def test_external_rollback_undoes_the_last_promotion():
     assert event.kind == "rollback" and event.reason == "p99 latency 2.1 s > 0.5 s"
     assert system.champion is a and publisher.champion == 1 == system.champion_version
     assert system.rollback_now("twice") is None
+
+
+def test_operator_rollback_is_adopted_not_overwritten_by_the_next_refresh(tmp_path):
+    registry = Registry(tmp_path, key="test-key")
+    first, second = build_candidates("logreg")[0], build_candidates("logreg")[0]
+    v1 = registry.publish("m", first, note="bootstrap").version
+    registry.promote("m", v1, "bootstrap")
+    config = LoopConfig(refresh_every=200, check_every=50, spawn_on_drift=False)
+    system = LearningSystem("m", second, [], config, RegistryPublisher(registry, "m"), v1)
+    events = list(iter_stream("agrawal", 900))
+    for x, y in events[:450]:
+        system.process_one(x, y)
+    assert registry.alias("m", "champion") == system.champion_version == 3  # two refreshes
+    registry.set_alias("m", "champion", v1, reason="operator: back to the bootstrap model")
+    adopted = []
+    for x, y in events[450:]:
+        adopted += [e for e in system.process_one(x, y).events if e.kind == "adopted"]
+    assert [e.to_version for e in adopted] == [v1]
+    assert system.champion_version != 3 and registry.alias("m", "champion") == system.champion_version
+    # later refreshes continue from the adopted version, not from the overwritten lineage
+    assert registry.info("m", 4).parent == v1 and registry.info("m", 4).note == "refresh"
+    assert {s.role for s in system.learner_stats()} == {"champion", "challenger"}
+
+
+def test_a_learner_rejected_by_the_serving_guard_is_not_promoted_again_at_once():
+    a, b = ConstantLearner(1, 0, name="ones"), ConstantLearner(0, 1, name="zeros")
+    publisher = InMemoryPublisher()
+    publisher.promote(publisher.publish(a, parent=None, metrics={}, note="bootstrap"), "bootstrap")
+    config = LoopConfig(policy=FAST_POLICY, check_every=50, refresh_every=0, spawn_on_drift=False,
+                        rejected_cooldown=10_000)
+    system = LearningSystem("m", a, [b], config, publisher, 1)
+    promotions = 0
+    for x, y in phased_labels([(1000, 1), (6000, 0)]):
+        for e in system.process_one(x, y).events:
+            if e.kind == "promotion":
+                promotions += 1
+                system.rollback_now("guard: p99 too high")
+    assert promotions == 1  # zeros stays better, but waits out its quarantine
+
+
+def test_a_failing_registry_never_unlearns_an_event():
+    class BrokenPublisher(InMemoryPublisher):
+        def publish(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    learners = build_candidates("logreg,hat")
+    system = LearningSystem("m", learners[0], learners[1:], LoopConfig(refresh_every=100, check_every=50),
+                            BrokenPublisher(), 1)
+    errors = []
+    for i, (x, y) in enumerate(iter_stream("agrawal", 300), start=1):
+        errors += [e for e in system.process_one(x, y).events if e.kind == "error"]
+        assert system.events_learned == i
+    assert errors and "disk full" in errors[0].reason
+
+
+def test_restored_system_takes_current_settings():
+    learners = build_candidates("logreg")
+    system = LearningSystem("m", learners[0], [], LoopConfig(check_every=100))
+    for x, y in iter_stream("agrawal", 200):
+        system.process_one(x, y)
+    restored = LearningSystem.from_bytes(system.to_bytes())
+    new = LoopConfig(check_every=10, policy=PromotionPolicy(window=5000))
+    restored.reconfigure(new)
+    assert restored.config.check_every == 10
+    assert all(m.metrics.correct_bits.maxlen == 5000 for m in restored.members)
+    assert list(restored.members[0].metrics.correct_bits) == list(system.members[0].metrics.correct_bits)
