@@ -320,9 +320,11 @@ class Registry:
             atomic_write_bytes(path, f"{version}\n".encode("ascii"))
 
     def _decide(self, model_dir: Path, action: str, alias: str, old: int | None,
-                new: int | None, reason: str) -> None:
+                new: int | None, reason: str, learner: str | None = None) -> None:
+        # the learner is recorded so the log still says what was promoted after retention
+        # has pruned the version itself
         entry = {"time": _now(), "model": model_dir.name, "action": action, "alias": alias,
-                 "from": old, "to": new, "reason": reason}
+                 "from": old, "to": new, "reason": reason, "learner": learner}
         append_line(model_dir / "decisions.jsonl", json.dumps(entry))
         log.info("registry %s: %s %s %s -> %s (%s)", entry["model"], action, alias, old, new, reason)
 
@@ -350,7 +352,7 @@ class Registry:
         model_dir = self._model_dir(model)
         _check_version(version)
         with file_lock(model_dir / ".lock"):
-            self._load_number(model, version)
+            loaded = self._load_number(model, version)
             old = self.alias(model, CHAMPION)
             if old == version:
                 log.info("registry %s: version %d is already champion", model, version)
@@ -358,7 +360,7 @@ class Registry:
             if old is not None:  # previous first: a crash in between leaves champion intact
                 self._write_alias(model_dir, PREVIOUS, old)
             self._write_alias(model_dir, CHAMPION, version)
-            self._decide(model_dir, "promote", CHAMPION, old, version, reason)
+            self._decide(model_dir, "promote", CHAMPION, old, version, reason, loaded.info.learner)
 
     def rollback(self, model: str, reason: str) -> int:
         """champion := previous, previous := None; returns the restored champion.

@@ -233,10 +233,12 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
             if d["action"] != action or d["alias"] != "champion" or d.get("from") is None:
                 continue
             to = d["to"]
-            try:
-                learner = registry.info(config.model, to).learner
-            except VersionNotFoundError:  # pruned by retention since: the decision log remains
-                learner = None
+            learner = d.get("learner")
+            if learner is None:
+                try:
+                    learner = registry.info(config.model, to).learner
+                except VersionNotFoundError:  # pruned by retention since
+                    learner = None
             if action == "promote":
                 # first response with this version or a later one (a refresh of the promoted
                 # learner can reach the service before the promoted snapshot itself)
@@ -298,7 +300,8 @@ def summary(result: dict[str, Any]) -> str:
     lines.append(f"  versions served, in order: {result['served_versions']}")
     for p in result["promotions"]:
         where = f"first served at event {p['at']:,}" if p["served"] else "never served"
-        lines.append(f"  promotion v{p['from_version']} -> v{p['to_version']} ({p['learner']}), {where}: {p['reason']}")
+        learner = p["learner"] or "learner not recorded: version pruned by retention"
+        lines.append(f"  promotion v{p['from_version']} -> v{p['to_version']} ({learner}), {where}: {p['reason']}")
     for r in result["rollbacks"]:
         lines.append(f"  rollback v{r['from_version']} -> v{r['to_version']}: {r['reason']}")
     return "\n".join(lines)
