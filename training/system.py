@@ -25,110 +25,28 @@ import operator
 import pickle
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from training.drift import DriftConfig, DriftDetector
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Features, Label, Learner, check_features
+from training.loop_types import (  # re-exported: callers import them from here
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    LearnerStats,
+    LoopConfig,
+    Member,
+    Publisher,
+    StepResult,
+    SystemEvent,
+)
 from training.promotion import (
     Decision,
     PairedResult,
-    PromotionPolicy,
     decide_promotion,
     decide_rollback,
 )
 
 log = logging.getLogger(__name__)
-
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
-
-
-class Publisher(Protocol):
-    """Where the system writes versions and moves aliases (see `training.publishers`)."""
-
-    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int: ...
-    def promote(self, version: int, reason: str) -> None: ...
-    def rollback(self, reason: str) -> int: ...
-    def refresh(self, version: int) -> None: ...
-    def current_champion(self, expected: int | None) -> int | None: ...
-    def load(self, version: int) -> Learner: ...
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Knobs of the loop. Defaults suit streams of tens of thousands of events.
-
-    Attributes:
-        window: sliding window of the reported metrics (dashboards, replay windows).
-        policy: the promotion and rollback policy.
-        drift: the drift detector on each learner's error stream.
-        check_every: events between two runs of the promotion / rollback test.
-        spawn_on_drift: whether a champion drift spawns a fresh challenger.
-        max_fresh_challengers: cap on post-drift challengers alive at once (oldest retired).
-        fresh_challenger_ttl: events after which a fresh challenger that never won is retired.
-        refresh_every: events between champion snapshot republications (0 disables).
-        rejected_cooldown: events a learner whose promotion the serving-side guard undid
-            may not be promoted again.
-    """
-
-    window: int = 1000
-    policy: PromotionPolicy = field(default_factory=PromotionPolicy)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    check_every: int = 100
-    spawn_on_drift: bool = True
-    max_fresh_challengers: int = 2
-    fresh_challenger_ttl: int = 20000
-    refresh_every: int = 10000
-    rejected_cooldown: int = 20000
-
-
-@dataclass
-class Member:
-    """One learner in the pool, with its scorecard and detector."""
-
-    learner_id: str
-    learner: Learner
-    metrics: PrequentialMetrics
-    detector: DriftDetector
-    role: str
-    born_at: int
-    standing: bool  # a bootstrap candidate (kept for good) or a post-drift clone (may retire)
-
-
-@dataclass(frozen=True)
-class SystemEvent:
-    """Something the loop did that operators want to see: drift, challenger, promotion, ..."""
-
-    kind: str  # "drift" | "challenger" | "retired" | "promotion" | "rollback" | "refresh"
-    at: int
-    learner: str
-    reason: str = ""
-    from_version: int | None = None
-    to_version: int | None = None
-    role: str | None = None  # the learner's role when the event happened
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class StepResult:
-    prediction: Label | None
-    correct: bool
-    events: Sequence[SystemEvent] = ()
-
-
-@dataclass(frozen=True)
-class LearnerStats:
-    learner_id: str
-    name: str
-    role: str
-    window_accuracy: float
-    window_f1: float
-    accuracy: float
-    n: int
-
 
 _NO_EVENTS: tuple[SystemEvent, ...] = ()
 
