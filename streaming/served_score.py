@@ -21,7 +21,9 @@ class ServedScore:
                  keep_versions: int = 8) -> None:
         self.metrics, self.model = metrics, model
         self.window, self.min_events, self.keep_versions = window, min_events, keep_versions
-        self._by_version: OrderedDict[str, deque[bool]] = OrderedDict()
+        # version -> (last `window` outcomes, how many of them were right); the count is kept
+        # alongside so each joined label costs O(1), not a sum over the window
+        self._by_version: OrderedDict[str, tuple[deque[bool], list[int]]] = OrderedDict()
         self._delay = metrics.label_delay.labels(model)
 
     def observe(self, joined: JoinResult) -> None:
@@ -33,12 +35,17 @@ class ServedScore:
         if version is None or served_label is None:
             return
         key = str(version)
-        scores = self._by_version.get(key)
-        if scores is None:
-            scores = self._by_version[key] = deque(maxlen=self.window)
+        entry = self._by_version.get(key)
+        if entry is None:
+            entry = self._by_version[key] = (deque(maxlen=self.window), [0])
             while len(self._by_version) > self.keep_versions:  # bounded label cardinality
                 old, _ = self._by_version.popitem(last=False)
                 self.metrics.served_accuracy.remove(self.model, old)
-        scores.append(str(served_label) == str(joined.label))
+        scores, right = entry
+        if len(scores) == scores.maxlen:
+            right[0] -= scores[0]  # the oldest outcome leaves the window on append
+        correct = str(served_label) == str(joined.label)
+        scores.append(correct)
+        right[0] += correct
         if len(scores) >= self.min_events:
-            self.metrics.served_accuracy.labels(self.model, key).set(sum(scores) / len(scores))
+            self.metrics.served_accuracy.labels(self.model, key).set(right[0] / len(scores))

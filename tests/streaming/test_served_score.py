@@ -53,3 +53,12 @@ def test_checkpoints_written_before_served_metadata_still_restore():
     join.restore({"predictions": [["p", {"x": 1.0}, 5.0]], "pending": []})
     joined = join.add_label("e", "p", 1, 6.0)
     assert joined.features == {"x": 1.0} and joined.served is None
+
+
+def test_window_slides():
+    registry, score, join = setup(min_events=1, window=3)
+    for i, (answer, truth) in enumerate([(1, 0), (1, 1), (1, 1), (1, 1)]):
+        join.add_prediction(f"p{i}", {"x": 1.0}, 0.0, served=[1, answer, 0.0])
+        score.observe(join.add_label(f"e{i}", f"p{i}", truth, 1.0))
+    # the first (wrong) answer has left the 3-event window
+    assert registry.get_sample_value("perennial_served_accuracy", {"model": "m", "version": "1"}) == 1.0
