@@ -9,16 +9,15 @@ never replaced). The result is a JSON-ready dict; `training.report` plots it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.baselines import NAMES as BASELINES
+from training.baselines import Baselines
 from training.bootstrap import BootstrapConfig, train_candidates
-from training.evaluation import PrequentialMetrics
-from training.learners.base import Learner
 from training.publishers import InMemoryPublisher
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
@@ -50,19 +49,6 @@ class ReplayConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
 
 
-class _Baseline:
-    __slots__ = ("learner", "learns", "metrics")
-
-    def __init__(self, learner: Learner, learns: bool, window: int) -> None:
-        self.learner, self.learns, self.metrics = learner, learns, PrequentialMetrics(window)
-
-    def step(self, x, y) -> None:
-        proba = self.learner.predict_proba_one(x)
-        self.metrics.update(y, max(proba, key=proba.__getitem__) if proba else None, proba)
-        if self.learns:
-            self.learner.learn_one(x, y)
-
-
 def run_replay(
     config: ReplayConfig,
     publisher: Publisher | None = None,
@@ -79,10 +65,7 @@ def run_replay(
         boot_config = dataclasses.replace(boot_config, image=True)
     boot = train_candidates(events[:n_boot], boot_config)
     champion = boot.champion.learner
-    baselines = {
-        "static": _Baseline(copy.deepcopy(champion), learns=False, window=config.window),
-        "online_only": _Baseline(copy.deepcopy(champion), learns=True, window=config.window),
-    }
+    baselines = Baselines(champion, config.window)
     publisher = publisher or InMemoryPublisher()
     version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap")
     publisher.promote(version, "bootstrap champion")
@@ -94,13 +77,11 @@ def run_replay(
     windows: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
     window_correct = 0
-    base_window = {name: 0 for name in baselines}
+    base_window = dict.fromkeys(BASELINES, 0)
     started = time.perf_counter()
     for i, (x, y) in enumerate(stream, start=1):
-        for name, b in baselines.items():
-            before = b.metrics.total.correct
-            b.step(x, y)
-            base_window[name] += b.metrics.total.correct - before
+        for name, right in baselines.step(x, y).items():
+            base_window[name] += right
         result = system.process_one(x, y)
         window_correct += result.correct
         for e in result.events:
@@ -152,8 +133,7 @@ def _result(config, info, boot, system, baselines, windows, log, n_boot, n_strea
                        "learner": e["learner"], "reason": e["reason"]} for e in log if e["kind"] == "rollback"],
         "refreshes": sum(e["kind"] == "refresh" for e in log),
         "challengers": [e for e in log if e["kind"] in ("challenger", "retired")],
-        "baselines": {name: {"accuracy": b.metrics.accuracy, "f1_macro": b.metrics.f1_macro}
-                      for name, b in baselines.items()},
+        "baselines": baselines.summary(),
         "learners": learners,
         "bootstrap": boot.summary(),
         "final_champion": {"learner": _champion_id(system), "version": system.champion_version},

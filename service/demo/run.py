@@ -13,9 +13,7 @@ Every process it starts is stopped at the end, on failure and on Ctrl-C (`Proces
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import copy
 import logging
 import shutil
 import sys
@@ -31,6 +29,7 @@ from service.demo.processes import ProcessGroup
 from service.demo.status import TrainerStatus, scrape
 from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port, wait_until_ready
+from training.baselines import Baselines
 from training.evaluation import PrequentialMetrics
 from training.registry import Registry, VersionNotFoundError
 from training.streams import iter_stream, stream_info
@@ -69,31 +68,6 @@ class DemoConfig:
     catch_up_timeout_s: float = 120.0
     # a demo is short: republish the learning champion often so serving visibly follows it
     trainer_env: dict[str, str] = field(default_factory=lambda: {"PERENNIAL_REFRESH_EVERY": "500"})
-
-
-class Baselines:
-    """``static`` (the bootstrap champion, frozen) and ``online_only`` (it, learning online).
-
-    The online baseline learns each label ``delay`` events after predicting, as the real
-    feedback arrives after the label delay, so it is compared fairly with what was served.
-    """
-
-    def __init__(self, champion, window: int, delay: int) -> None:
-        self.static = champion
-        self.online = copy.deepcopy(champion)
-        self.metrics = {"static": PrequentialMetrics(window), "online_only": PrequentialMetrics(window)}
-        self._pending: collections.deque = collections.deque()
-        self.delay = delay
-
-    def step(self, x, y) -> dict[str, bool]:
-        out = {}
-        for name, learner in (("static", self.static), ("online_only", self.online)):
-            proba = learner.predict_proba_one(x)
-            out[name] = self.metrics[name].update(y, max(proba, key=proba.__getitem__) if proba else None, proba)
-        self._pending.append((x, y))
-        while len(self._pending) > self.delay:
-            self.online.learn_one(*self._pending.popleft())
-        return out
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -267,7 +241,7 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
         "drifts": [],  # the trainer counts drifts (perennial_drift_detected_total); see "trainer"
         "promotions": [p for p in promotions if "refresh" not in p["reason"]],
         "rollbacks": rollbacks,
-        "baselines": {k: {"accuracy": m.accuracy, "f1_macro": m.f1_macro} for k, m in baselines.metrics.items()},
+        "baselines": baselines.summary(),
         "learners": {lid: {"role": role, "window_accuracy": a} for lid, (role, a) in status.learners.items()},
         "served_versions": served.versions_in_order(),
         "failed_requests": served.failed_requests,
