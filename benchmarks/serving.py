@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from service.demo.processes import stop_process_group  # noqa: E402 - needs ROOT on the path
+
 MODEL = "bench"
 KEY = "benchmark-key"
 
@@ -70,12 +72,7 @@ def server(argv: list[str], env: dict[str, str], url: str, log: Path):
                 time.sleep(0.3)
             yield proc
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_process_group(proc, 30)
 
 
 def summarize(latencies: list[float], statuses: list[int], seconds: float) -> dict:

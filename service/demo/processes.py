@@ -55,21 +55,22 @@ class ProcessGroup:
     def stop(self, name: str, timeout_s: float = 15.0) -> None:
         for child_name, proc in list(self.children):
             if child_name == name:
-                _stop(proc, timeout_s)
+                stop_process_group(proc, timeout_s)
                 self.children.remove((child_name, proc))
 
     def stop_all(self, timeout_s: float = 15.0) -> None:
         # reverse order: traffic sources first, the broker last
         while self.children:
             name, proc = self.children.pop()
-            _stop(proc, timeout_s)
+            stop_process_group(proc, timeout_s)
             log.info("stopped %s", name)
 
     def pids(self) -> list[int]:
         return [p.pid for _, p in self.children]
 
 
-def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """SIGTERM to the process's group (started with ``start_new_session=True``), then SIGKILL."""
     if proc.poll() is not None:
         return
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
+from service.demo.processes import stop_process_group
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +102,7 @@ def server(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         yield srv
     finally:
         srv.client.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, 30)
         log.close()
 
 
