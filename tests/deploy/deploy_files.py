@@ -224,3 +224,23 @@ def promtool(*args: str, cwd: Path = PROMETHEUS_DIR, timeout: float = 120) -> su
     exe = promtool_path()
     assert exe, "promtool is not installed"
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+#: compose services that run the Perennial image
+PERENNIAL_IMAGE_SERVICES = ("bootstrap", "service", "trainer", "producer")
+
+
+def compose_env(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
