@@ -110,9 +110,11 @@ def trainer_rate(bootstrap_servers: str, work: Path, candidates: str, n: int, ma
     thread = threading.Thread(target=process.run, daemon=True)
     thread.start()
     trainer = process.trainer
-    while not trainer.loaded:
-        time.sleep(0.005)
-    started = time.perf_counter()
+    # The clock starts at the first event learned, as raw's starts at its first batch: the
+    # group join and the first fetch are not ingest speed.
+    while trainer.system is None or trainer.system.events_learned == 0:
+        time.sleep(0.001)
+    started, first = time.perf_counter(), trainer.system.events_learned
     while trainer.system is None or trainer.system.events_learned < n:
         time.sleep(0.005)
     elapsed = time.perf_counter() - started
@@ -120,7 +122,7 @@ def trainer_rate(bootstrap_servers: str, work: Path, candidates: str, n: int, ma
         "perennial_checkpoint_seconds_count", {"model": MODEL}) or 0)
     stop.set()
     thread.join(60)
-    return n / elapsed, checkpoints
+    return (n - first) / elapsed, checkpoints
 
 
 def main(argv: list[str] | None = None) -> int:

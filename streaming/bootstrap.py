@@ -109,6 +109,18 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
     return trainer
 
 
+def build_fetcher_source(settings: TrainerSettings, consumer: Any, trainer: Trainer) -> Any:
+    """Fetching and validation in a child process (`streaming.fetcher`), fed from the trainer's offsets."""
+    from streaming.fetcher import Fetcher
+    from streaming.sources import FetcherSource, fetcher_kafka_config
+    from streaming.topics import predictions_topic
+
+    config = fetcher_kafka_config(settings.bootstrap_servers, f"perennial-trainer-{settings.model}-fetcher",
+                                  settings.request_timeout_ms, settings.max_poll_records)
+    fetcher = Fetcher(config, predictions_topic(settings.model), settings.max_poll_records)
+    return FetcherSource(consumer, fetcher, lambda: trainer.offsets if trainer.loaded else {})
+
+
 @dataclass
 class TrainerProcess:
     """Everything `perennial train` runs, so the CLI and tests can start and stop it."""
@@ -157,6 +169,7 @@ def build_process(settings: TrainerSettings, stop: threading.Event | None = None
                              linger_ms=5, client_id=f"perennial-trainer-{settings.model}-dlq")
     trainer = build_trainer(settings, metrics, KafkaDeadLetters(producer, dlq_topic(settings.model)))
     consumer = build_consumer(settings, settings.model)
+    source = build_fetcher_source(settings, consumer, trainer) if settings.fetch_process else None
     loop = TrainerLoop(trainer, consumer, poll_timeout_ms=settings.poll_timeout_ms,
-                       max_records=settings.max_poll_records, stop=stop)
+                       max_records=settings.max_poll_records, stop=stop, source=source)
     return TrainerProcess(settings, trainer, loop, producer, registry, server)

@@ -86,7 +86,7 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         log.info("starting embedded broker on %s (%s)", self.bootstrap_servers, MEMORY_ONLY_WARNING)
         self._process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+                                         start_new_session=True, preexec_fn=die_with_parent)
         try:
             wait_until_ready(self.bootstrap_servers, timeout_s, process=self._process)
         except BaseException:
@@ -124,8 +124,8 @@ class EmbeddedBroker:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """In the broker child: ask Linux to SIGTERM it when its parent dies, however the parent
+def die_with_parent() -> None:
+    """In a child (the broker, the trainer's fetcher): ask Linux to SIGTERM it when its parent dies, however the parent
     died (kill -9 of a test run included), so no broker outlives the process that owns it."""
     if sys.platform.startswith("linux"):
         import ctypes

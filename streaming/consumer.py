@@ -33,8 +33,9 @@ from kafka.errors import KafkaError
 
 from streaming.checkpoint import CheckpointFenced
 from streaming.settings import KafkaSettings
+from streaming.sources import ConsumerSource
 from streaming.topics import feedback_topic, group_id, predictions_topic
-from streaming.trainer import OffsetGap, Record, Trainer
+from streaming.trainer import OffsetGap, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,17 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class TrainerLoop:
-    """Drives a `Trainer` from a `KafkaConsumer` until `stop` is set."""
+    """Drives a `Trainer` from a `KafkaConsumer` until `stop` is set.
+
+    `source` is where records come from (`streaming.sources`): by default the consumer's own
+    poll; `FetcherSource` moves fetching and validation to a second process.
+    """
 
     def __init__(self, trainer: Trainer, consumer: KafkaConsumer, *, poll_timeout_ms: int = 200,
                  max_records: int = 2000, stop: threading.Event | None = None,
-                 on_batch: Callable[[Trainer], None] | None = None) -> None:
+                 on_batch: Callable[[Trainer], None] | None = None, source: Any = None) -> None:
         self.trainer, self.consumer = trainer, consumer
+        self.source = source if source is not None else ConsumerSource(consumer)
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
         self.stop = stop or threading.Event()
         self.on_batch = on_batch
@@ -131,16 +137,14 @@ class TrainerLoop:
                 log.info("%s: partitions %s; state released", self.trainer.model,
                          "revoked" if checkpoint else "lost")
             self.trainer.release()
+            self.source.revoked()
             self.assigned = []
 
     def take_over(self, assigned: list[TopicPartition]) -> None:
         with self._lock:
             offsets = self.trainer.restore()
             self.assigned = assigned
-            for tp in assigned:
-                offset = offsets.get((tp.topic, tp.partition))
-                if offset is not None:
-                    self.consumer.seek(tp, offset)
+            self.source.assigned(assigned, offsets, self.trainer.schema)
             self._check_ends = [tp for tp in assigned if (tp.topic, tp.partition) in offsets]
             log.info("%s: now active on %s", self.trainer.model,
                      ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
@@ -150,6 +154,7 @@ class TrainerLoop:
     def run(self) -> None:
         topics = [predictions_topic(self.trainer.model), feedback_topic(self.trainer.model)]
         self.consumer.subscribe(topics, listener=_Rebalance(self))
+        self.source.start()
         try:
             while not self.stop.is_set():
                 self.step()
@@ -158,13 +163,9 @@ class TrainerLoop:
             self._finish()
 
     def step(self) -> None:
-        batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        records = self.source.poll(self.poll_timeout_ms, self.max_records)
         self._commit_pending()
         self._verify_ends()
-        records = [
-            Record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp or 0)
-            for tp, recs in batch.items() for r in recs
-        ]
         with self._lock:
             if not self.trainer.loaded:
                 return  # a standby, or between revocation and assignment
@@ -173,7 +174,7 @@ class TrainerLoop:
                     self.trainer.handle(records)
             except OffsetGap as gap:
                 log.warning("%s; seeking back", gap)
-                self.consumer.seek(TopicPartition(gap.topic, gap.partition), gap.offset)
+                self.source.seek(TopicPartition(gap.topic, gap.partition), gap.offset)
             self.trainer.tick()
             self._report_lag()
             if self.trainer.checkpoint_due():
@@ -208,7 +209,7 @@ class TrainerLoop:
                 expected = self.trainer.offsets.get((tp.topic, tp.partition)) if self.trainer.loaded else None
                 if expected is None or tp not in self.assigned:
                     continue
-                high = self.consumer.highwater(tp)
+                high = self.source.highwater(tp)
                 if high is None:
                     pending.append(tp)
                 elif high < expected:
@@ -217,12 +218,12 @@ class TrainerLoop:
                         "(an in-memory broker restarted?); reading it from the start",
                         tp.topic, tp.partition, high, expected)
                     del self.trainer.offsets[(tp.topic, tp.partition)]
-                    self.consumer.seek_to_beginning(tp)
+                    self.source.seek(tp, None)
         self._check_ends = pending
 
     def _report_lag(self) -> None:
         for tp in self.assigned:
-            high = self.consumer.highwater(tp)
+            high = self.source.highwater(tp)
             position = self.trainer.offsets.get((tp.topic, tp.partition))
             if high is not None and position is not None:
                 self.trainer._m.lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
@@ -239,5 +240,6 @@ class TrainerLoop:
             self._commit_pending()
         finally:
             started = time.monotonic()
+            self.source.close()
             self.consumer.close(autocommit=False)
             log.info("%s: consumer closed (%.1fs)", self.trainer.model, time.monotonic() - started)

@@ -47,7 +47,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One consumed Kafka record, decoupled from the client library."""
+    """One consumed Kafka record, decoupled from the client library.
+
+    ``event`` is the record already decoded (a `Feedback`, a `Prediction` or the
+    `InvalidEvent` it raised) when a fetcher process validated it; None means "decode here".
+    """
 
     topic: str
     partition: int
@@ -55,6 +59,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int = 0
+    event: Any = None
 
 
 class OffsetGap(Exception):
@@ -224,10 +229,14 @@ class Trainer:
         return learned
 
     def _on_feedback(self, rec: Record) -> int:
-        try:
-            event = decode_feedback(rec.value, self.schema)
-        except InvalidEvent as e:
-            self._dead_letter(rec, e.reason, e.detail)
+        event = rec.event
+        if event is None:
+            try:
+                event = decode_feedback(rec.value, self.schema)
+            except InvalidEvent as e:
+                event = e
+        if type(event) is InvalidEvent:
+            self._dead_letter(rec, event.reason, event.detail)
             return 0
         if not self.recent.add(event.event_id):
             log.debug("%s: event %s delivered again; already learned", self.model, event.event_id)
@@ -242,10 +251,14 @@ class Trainer:
         return self._learn(joined.features, joined.label, rec)
 
     def _on_prediction(self, rec: Record) -> int:
-        try:
-            pred = decode_prediction(rec.value, self.schema)
-        except InvalidEvent as e:
-            self._dead_letter(rec, e.reason, e.detail)
+        pred = rec.event
+        if pred is None:
+            try:
+                pred = decode_prediction(rec.value, self.schema)
+            except InvalidEvent as e:
+                pred = e
+        if type(pred) is InvalidEvent:
+            self._dead_letter(rec, pred.reason, pred.detail)
             return 0
         learned = 0
         served = [pred.version, pred.label, pred.timestamp]

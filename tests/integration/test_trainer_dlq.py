@@ -19,8 +19,10 @@ def sample(metrics, name: str, **labels: str) -> float:  # noqa: ANN001
     return value or 0.0
 
 
-def test_invalid_events_are_dead_lettered_with_their_reason(kio, stream, trainer_settings, running_trainer):  # noqa: ANN001
-    settings = trainer_settings()
+@pytest.mark.parametrize("fetch_process", [True, False], ids=["fetcher-process", "one-process"])
+def test_invalid_events_are_dead_lettered_with_their_reason(
+        kio, stream, trainer_settings, running_trainer, fetch_process):  # noqa: ANN001
+    settings = trainer_settings(fetch_process=fetch_process)
     model = settings.model
     n = kio.scaled(2000, 20000)
     generated = list(mixed_feedback(model, stream(n), trainer_settings.feature_names, trainer_settings.classes,

@@ -1,0 +1,350 @@
+"""Kafka fetching and decoding in a child process, so the trainer's own process only learns.
+
+Why: per event, the trainer spends about as long in kafka-python (fetch responses parsed and
+CRC-checked in pure Python) and in validation as in the learning core, and one Python process
+can only do them one after the other. A second process fetches and validates the next batch
+while the first learns the current one — on a 2-core machine close to twice the throughput.
+
+What stays in the trainer's process: everything the exactly-once effect rests on. Its
+consumer stays in the group (rebalances, commits) with its partitions *paused*, so it never
+fetches; the trainer's offsets, checkpoints and commits are unchanged. The fetcher holds no
+state worth keeping: it is told "read these partitions from these offsets, with this
+schema", and answers with batches tagged with that order's *epoch*. Every change — a
+revocation, an offset gap, a recreated topic, a restarted fetcher — issues a new epoch from
+the trainer's own offsets, and batches of an older epoch are dropped unread, so a batch in
+flight is never learned twice nor skipped.
+
+Wire format between the two: `marshal` of plain tuples (the same interpreter on both sides;
+several times cheaper than pickling objects). A record travels with its original key and
+value, so a dead letter written by the trainer carries the bytes that were consumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import marshal
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from streaming.schemas import (
+    Feedback,
+    InvalidEvent,
+    ModelSchema,
+    Prediction,
+    Reason,
+    decode_feedback,
+    decode_prediction,
+)
+from streaming.trainer import Record
+
+log = logging.getLogger(__name__)
+
+# kinds of decoded payloads on the wire
+_FEEDBACK, _PREDICTION, _INVALID = 0, 1, 2
+Position = int | None  # an offset, or None for "the partition's beginning"
+
+
+class FetcherError(RuntimeError):
+    """The fetcher process could not start or stopped with an error (the message says why)."""
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+
+def child_main(control_fd: int, data_fd: int) -> None:
+    """Entry point of the fetcher process (see the module docstring).
+
+    Control messages (from the trainer): first ``("config", kafka_config, predictions_topic,
+    max_records, report_every_s)``, then any of ``("read", epoch, [(topic, partition, position)],
+    schema)``, ``("stop", epoch)``, ``("exit",)``. Data messages (to the trainer):
+    ``("batch", epoch, [(topic, partition, highwater)], [record tuple, ...])`` — sent when
+    records arrived, and every `report_every_s` without (so lag and the end of a partition
+    are known while it is idle) — and ``("error", text)`` before an abnormal exit.
+    """
+    from streaming.broker import die_with_parent
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the trainer decides
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher: %(message)s")
+    control, data = Connection(control_fd, writable=False), Connection(data_fd, readable=False)
+    sender = _Sender(data)
+    try:
+        _, kafka_config, predictions_topic, max_records, report_every_s = control.recv()
+        _fetch_loop(control, sender, kafka_config, predictions_topic, max_records, report_every_s)
+    except (EOFError, BrokenPipeError):  # the trainer is gone: nothing to report to
+        pass
+    except Exception:  # noqa: BLE001 - told to the trainer, which logs it and starts a new fetcher
+        sender.drop_pending()
+        with contextlib.suppress(OSError):
+            sender.put(marshal.dumps(("error", traceback.format_exc(limit=8))))
+    finally:
+        sender.close()
+
+
+class _Sender:
+    """Writes batches to the trainer from a thread, up to `depth` batches ahead.
+
+    Why a thread: a pipe holds 64 KiB to 1 MiB, less than one batch, so a write from the
+    fetching thread would wait for the trainer to finish learning the previous batch — the
+    two processes would take turns instead of working at the same time. The queue's bound is
+    the back-pressure: at most `depth` decoded batches wait in memory.
+    """
+
+    def __init__(self, data: Connection, depth: int = 4) -> None:
+        self._data = data
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="fetcher-sender", daemon=True)
+        self._thread.start()
+
+    def put(self, payload: bytes) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(payload, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def drop_pending(self) -> None:
+        """Forget queued batches (a new order made them stale)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while (payload := self._queue.get()) is not None:
+            try:
+                self._data.send_bytes(payload)
+            except OSError as e:  # BrokenPipeError: the trainer is gone
+                self._error = e
+                return
+
+
+def _fetch_loop(control: Connection, sender: _Sender, kafka_config: dict[str, Any], predictions_topic: str,
+                max_records: int, report_every_s: float) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka_config)
+    epoch, schema, reading = -1, None, False
+    last_sent = 0.0
+    try:
+        while True:
+            while control.poll(0 if reading else report_every_s):
+                message = control.recv()
+                if message[0] == "exit":
+                    return
+                sender.drop_pending()  # batches of the previous order: the trainer would drop them
+                if message[0] == "stop":
+                    epoch, reading = message[1], False
+                    consumer.assign([])
+                elif message[0] == "read":
+                    epoch, positions, schema = message[1], message[2], message[3]
+                    consumer.assign([TopicPartition(t, p) for t, p, _ in positions])
+                    for t, p, position in positions:
+                        if position is None:
+                            consumer.seek_to_beginning(TopicPartition(t, p))
+                        else:
+                            consumer.seek(TopicPartition(t, p), position)
+                    reading = bool(positions)
+            if not reading:
+                continue
+            fetched = consumer.poll(timeout_ms=100, max_records=max_records)
+            items = [
+                _encode(tp.topic, tp.partition, r, tp.topic == predictions_topic, schema)
+                for tp, records in fetched.items() for r in records
+            ]
+            now = time.monotonic()
+            if items or now - last_sent >= report_every_s:
+                ends = [(tp.topic, tp.partition, consumer.highwater(tp)) for tp in consumer.assignment()]
+                sender.put(marshal.dumps(("batch", epoch, ends, items)))
+                last_sent = now
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _encode(topic: str, partition: int, r: Any, is_prediction: bool, schema: ModelSchema) -> tuple:
+    """One consumed record, validated, as a marshal-able tuple."""
+    head = (topic, partition, r.offset, r.timestamp or 0, r.key, r.value)
+    try:
+        if is_prediction:
+            p = decode_prediction(r.value, schema)
+            return (*head, _PREDICTION, p.prediction_id, p.model, p.version, p.features, p.label, p.timestamp)
+        f = decode_feedback(r.value, schema)
+        return (*head, _FEEDBACK, f.event_id, f.model, f.label, f.features, f.prediction_id, f.timestamp)
+    except InvalidEvent as e:
+        return (*head, _INVALID, e.reason.value, e.detail)
+
+
+def decode_batch(payload: bytes) -> tuple[str, Any, Any, Any]:
+    """``(kind, epoch, ends, records)`` of a data message; records as `Record` with `event` set."""
+    message = marshal.loads(payload)
+    if message[0] == "error":
+        return "error", None, None, message[1]
+    _, epoch, ends, items = message
+    records = []
+    append = records.append
+    for item in items:
+        kind = item[6]
+        if kind == _FEEDBACK:
+            event: Any = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
+        elif kind == _PREDICTION:
+            event = Prediction(item[7], item[8], item[9], item[10], item[11], item[12])
+        else:
+            event = InvalidEvent(Reason(item[7]), item[8])
+        append(Record(item[0], item[1], item[2], item[4], item[5], item[3], event))
+    return "batch", epoch, {(t, p): high for t, p, high in ends}, records
+
+
+# -- the trainer's side --------------------------------------------------------------------------
+
+
+class Fetcher:
+    """Owns one fetcher process: start it, order reads, receive decoded batches, restart it.
+
+    `read` and `stop` are cheap, never block on the child, and are safe from kafka-python's
+    rebalance callbacks; `receive` is called from the trainer's loop.
+    """
+
+    def __init__(self, kafka_config: dict[str, Any], predictions_topic: str, max_records: int,
+                 report_every_s: float = 0.5, restart_backoff_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._args = (kafka_config, predictions_topic, max_records, report_every_s)
+        self.restart_backoff_s = restart_backoff_s
+        self._clock = clock
+        self._process: Any = None
+        self._control: Connection | None = None
+        self._data: Connection | None = None
+        self.epoch = 0
+        self._order: tuple | None = None  # the last read/stop order, replayed to a restarted child
+        self._next_start = 0.0
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> Fetcher:
+        # A fresh interpreter (not fork: this process has Kafka and metrics threads; not
+        # multiprocessing's spawn: it re-imports the caller's __main__, which breaks any script
+        # without a main guard), talking over two pipes handed down as file descriptors.
+        control_child, control = os.pipe()
+        data, data_child = os.pipe()
+        code = (f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
+                f"from streaming.fetcher import child_main; child_main({control_child}, {data_child})")
+        self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(control_child, data_child),
+                                         stdin=subprocess.DEVNULL)
+        os.close(control_child)
+        os.close(data_child)
+        with contextlib.suppress(OSError, AttributeError):  # Linux: room for more than 64 KiB in flight
+            fcntl.fcntl(data, fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._control = Connection(control, readable=False)
+        self._data = Connection(data, writable=False)
+        self._send(("config", *self._args))
+        if self._order is not None:
+            self._send(self._order)
+        return self
+
+    def read(self, positions: dict[tuple[str, int], Position], schema: ModelSchema) -> int:
+        """Read these partitions from these positions from now on; returns the new epoch."""
+        self.epoch += 1
+        self._order = ("read", self.epoch, [(t, p, o) for (t, p), o in sorted(positions.items())], schema)
+        self._send(self._order)
+        return self.epoch
+
+    def stop(self) -> None:
+        """Stop reading (partitions revoked or lost); batches in flight become stale."""
+        self.epoch += 1
+        self._order = ("stop", self.epoch)
+        self._send(self._order)
+
+    def receive(self, timeout_s: float) -> tuple[list[Record], dict[tuple[str, int], int | None]] | None:
+        """The next batch of the current epoch, as records with their decoded `event`, and the
+        partitions' ends; None if none came within `timeout_s`. A batch of an older epoch is
+        dropped; a dead fetcher is logged and restarted (after a back-off)."""
+        deadline = self._clock() + timeout_s
+        while True:
+            if self._process is None and not self._restart():
+                time.sleep(max(0.0, min(timeout_s, self._next_start - self._clock())))
+                return None
+            try:
+                if not self._data.poll(max(0.0, deadline - self._clock())):
+                    return None
+                kind, epoch, ends, records = decode_batch(self._data.recv_bytes())
+            except (EOFError, OSError):
+                self._lost(f"fetcher process exited with code {self._exitcode()}")
+                continue
+            if kind == "error":
+                self._lost(f"fetcher process failed:\n{records}")
+                continue
+            if epoch == self.epoch:
+                return records, ends
+            if self._clock() >= deadline:
+                return None
+
+    def _send(self, message: tuple) -> None:
+        if self._control is None:
+            return
+        with contextlib.suppress(OSError):  # the child is gone; receive() restarts it with this order
+            self._control.send(message)
+
+    def _exitcode(self) -> int | None:
+        try:
+            return self._process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _lost(self, why: str) -> None:
+        log.error("%s; starting a new one in %.0fs", why, self.restart_backoff_s)
+        self._discard()
+        self._next_start = self._clock() + self.restart_backoff_s
+
+    def _restart(self) -> bool:
+        if self._clock() < self._next_start:
+            return False
+        self.restarts += 1
+        if self._order is not None and self._order[0] == "read":  # a fresh epoch: nothing old is trusted
+            self.epoch += 1
+            self._order = ("read", self.epoch, *self._order[2:])
+        self.start()
+        return True
+
+    def _discard(self) -> None:
+        for conn in (self._control, self._data):
+            if conn is not None:
+                conn.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5.0)
+        self._process = self._control = self._data = None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Ask the child to exit, then make sure it has."""
+        if self._process is None:
+            return
+        self._send(("exit",))
+        try:  # drain so a child blocked on a full pipe can see the order
+            deadline = self._clock() + timeout_s
+            while self._process.poll() is None and self._clock() < deadline:
+                if self._data.poll(0.05):
+                    self._data.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        self._discard()

@@ -1,0 +1,89 @@
+"""The trainer's fetcher process (`streaming.fetcher`): losing it loses nothing and learns
+nothing twice, and it never outlives the trainer (real broker, real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from streaming.topics import feedback_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _feedback(model: str, events: list) -> list[bytes]:
+    import json
+
+    return [json.dumps({"event_id": f"e{i}", "model": model, "features": x, "label": y}).encode()
+            for i, (x, y) in enumerate(events)]
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_killed_fetcher_is_replaced_and_every_event_is_learned_once(
+        kio, stream, trainer_settings, running_trainer, reference_system):  # noqa: ANN001
+    settings = trainer_settings(max_poll_records=100)
+    n = kio.scaled(4000, 20000)
+    events = stream(n)
+    process = running_trainer(settings)
+    kio.produce_values(settings.bootstrap_servers, feedback_topic(settings.model), settings.model,
+                       _feedback(settings.model, events))
+    trainer, fetcher = process.trainer, process.loop.source.fetcher
+    kio.wait_for(lambda: trainer.system is not None and trainer.system.events_learned >= n // 4, "a quarter learned")
+    first_pid = fetcher.pid
+    os.kill(first_pid, signal.SIGKILL)
+    kio.wait_for(lambda: trainer.system is not None and trainer.system.events_learned >= n, "every event learned")
+    time.sleep(1.0)  # anything learned twice would show up now
+    assert fetcher.restarts >= 1 and fetcher.pid != first_pid
+    got = trainer.system
+    assert got.events_learned == n, "nothing lost, nothing learned twice"
+    assert trainer.metrics.registry.get_sample_value("perennial_events_learned_total", {"model": settings.model}) == n
+    want = reference_system(settings, events)
+    probe = stream(200, seed=99)
+    assert [got.champion.predict_proba_one(x) for x, _ in probe] == \
+           [want.champion.predict_proba_one(x) for x, _ in probe]
+
+
+def test_fetcher_dies_with_a_killed_trainer(kio, trainer_settings, trainer_cli):  # noqa: ANN001
+    proc = trainer_cli(trainer_settings())
+    kio.wait_for(lambda: _children(proc.pid), "the trainer's fetcher process", guard_s=60)
+    fetchers = _children(proc.pid)
+    assert any(b"streaming.fetcher" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in fetchers)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kio.wait_for(lambda: not any(_alive(pid) for pid in fetchers), "the fetcher to exit after its trainer", guard_s=30)
+
+
+def test_sigterm_stops_trainer_and_fetcher(kio, trainer_settings, trainer_cli):  # noqa: ANN001
+    proc = trainer_cli(trainer_settings())
+    kio.wait_for(lambda: _children(proc.pid), "the trainer's fetcher process", guard_s=60)
+    fetchers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert not any(_alive(pid) for pid in fetchers)
