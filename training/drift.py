@@ -64,6 +64,8 @@ class DriftDetector:
         if self.n < self.config.min_events:  # too early to report: feed it, skip the bookkeeping
             detector.update(1.0 if error else 0.0)
             return False
+        if type(detector) is drift.ADWIN:
+            return self._update_adwin(detector, 1.0 if error else 0.0)
         before = getattr(detector, "estimation", None)
         detector.update(1.0 if error else 0.0)
         if not detector.drift_detected:
@@ -71,6 +73,25 @@ class DriftDetector:
         # A learner that gets *better* also changes its error rate; only a rise is drift.
         after = getattr(detector, "estimation", None)
         if before is not None and after is not None and after <= before:
+            return False
+        self.detections += 1
+        return True
+
+    def _update_adwin(self, detector: drift.ADWIN, value: float) -> bool:
+        """`update` for River's ADWIN, calling its Rust window directly: this runs for every
+        learner on every event, and the Python properties around it cost more than the
+        window itself. Same steps as ``ADWIN.update`` (reset after a reported drift, then
+        add), same rising-error rule; tests/training/test_drift.py checks both agree."""
+        if detector._drift_detected:
+            detector._reset()
+        window = detector._helper
+        width = window.get_width()
+        before = window.get_total() / width if width else 0.0
+        detected = detector._drift_detected = window.update(value)
+        if not detected:
+            return False
+        width = window.get_width()
+        if (window.get_total() / width if width else 0.0) <= before:
             return False
         self.detections += 1
         return True

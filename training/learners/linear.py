@@ -117,14 +117,16 @@ class LinearLearner(Learner):
         if index is None:
             index = self._add_class(y)
             last = None  # one more class: the cached probabilities lack it
+        # the usual event: exactly the known features in the known order (see the class doc)
+        values = list(x.values()) if tuple(x) == self._names else None
         # the forward pass uses the statistics from *before* this event (what a prediction
         # of it saw), so a prediction just made of the same unchanged event is reused
-        if last is not None and last[0] is x and tuple(x) == self._names and last[1] == list(x.values()):
+        if last is not None and last[0] is x and values is not None and last[1] == values:
             xs, proba = last[2], last[3]
         else:
             xs = self._xs(x)
             proba = self._proba(xs)
-        self._update_scale(x)
+        self._update_scale(x, values)
         self._steps += 1
         rate = self.lr / self._steps ** self.power_t if self.power_t else self.lr
         keep = 1.0 - rate * self.l2
@@ -181,10 +183,11 @@ class LinearLearner(Learner):
                 values[i] = v
         return values
 
-    def _update_scale(self, x: Features) -> None:
-        """Welford's running mean and variance per feature, then the cached ``1 / std``."""
-        if tuple(x) == self._names:  # every known feature, in order: update as vectors
-            values = list(x.values())
+    def _update_scale(self, x: Features, values: list[float] | None = None) -> None:
+        """Welford's running mean and variance per feature, then the cached ``1 / std``.
+
+        ``values``: ``x``'s values when its features are exactly the layout, in order."""
+        if values is not None:  # every known feature, in order: update as vectors
             count = self._count = list(map(add, self._count, repeat(1.0)))
             delta = list(map(sub, values, self._mean))
             mean = self._mean = list(map(add, self._mean, map(truediv, delta, count)))
@@ -206,7 +209,10 @@ class LinearLearner(Learner):
                 delta = v - mean[i]
                 mean[i] += delta / n
                 m2[i] += delta * (v - mean[i])
-        self._inv_std = [(n / m) ** 0.5 if m > 0.0 else 0.0 for n, m in zip(self._count, self._m2, strict=True)]
+        try:  # in C while every feature has varied (pow(a, 0.5) is exactly a ** 0.5)
+            self._inv_std = list(map(pow, map(truediv, self._count, self._m2), repeat(0.5)))
+        except ZeroDivisionError:  # a feature constant so far: 0, so it contributes nothing yet
+            self._inv_std = [(n / m) ** 0.5 if m > 0.0 else 0.0 for n, m in zip(self._count, self._m2, strict=True)]
 
     def _proba(self, xs: list[float]) -> list[float]:
         weights, bias = self._weights, self._bias
