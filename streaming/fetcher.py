@@ -62,7 +62,7 @@ class FetcherError(RuntimeError):
 # -- the child process ---------------------------------------------------------------------------
 
 
-def child_main(control_fd: int, data_fd: int, nice: int = 0) -> None:
+def child_main(control_fd: int, data_fd: int) -> None:
     """Entry point of the fetcher process (see the module docstring).
 
     Control messages (from the trainer): first ``("config", kafka_config, predictions_topic,
@@ -76,10 +76,6 @@ def child_main(control_fd: int, data_fd: int, nice: int = 0) -> None:
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the trainer decides
-    with contextlib.suppress(OSError):
-        # The learning process is the slower stage: when the two (and the broker) want the
-        # same core, it should win; the fetcher catches up in the gaps, a few batches ahead.
-        os.nice(nice)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher: %(message)s")
     control, data = Connection(control_fd, writable=False), Connection(data_fd, readable=False)
     sender = _Sender(data)
@@ -228,10 +224,9 @@ class Fetcher:
     """
 
     def __init__(self, kafka_config: dict[str, Any], predictions_topic: str, max_records: int,
-                 report_every_s: float = 0.5, restart_backoff_s: float = 1.0, nice: int = 5,
+                 report_every_s: float = 0.5, restart_backoff_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._args = (kafka_config, predictions_topic, max_records, report_every_s)
-        self.nice = nice
         self.restart_backoff_s = restart_backoff_s
         self._clock = clock
         self._process: Any = None
@@ -253,7 +248,7 @@ class Fetcher:
         control_child, control = os.pipe()
         data, data_child = os.pipe()
         code = (f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
-                f"from streaming.fetcher import child_main; child_main({control_child}, {data_child}, {self.nice})")
+                f"from streaming.fetcher import child_main; child_main({control_child}, {data_child})")
         self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(control_child, data_child),
                                          stdin=subprocess.DEVNULL)
         os.close(control_child)

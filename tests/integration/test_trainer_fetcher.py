@@ -15,10 +15,10 @@ from streaming.topics import feedback_topic
 pytestmark = pytest.mark.integration
 
 
-def _feedback(model: str, events: list) -> list[bytes]:
+def _feedback(model: str, events: list, prefix: str = "e") -> list[bytes]:
     import json
 
-    return [json.dumps({"event_id": f"e{i}", "model": model, "features": x, "label": y}).encode()
+    return [json.dumps({"event_id": f"{prefix}{i}", "model": model, "features": x, "label": y}).encode()
             for i, (x, y) in enumerate(events)]
 
 
@@ -87,3 +87,34 @@ def test_sigterm_stops_trainer_and_fetcher(kio, trainer_settings, trainer_cli): 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     assert not any(_alive(pid) for pid in fetchers)
+
+
+@pytest.mark.parametrize("fetch_process", [True, False], ids=["fetcher-process", "one-process"])
+def test_a_recreated_topic_is_read_from_its_start(kio, stream, trainer_settings, running_trainer, fetch_process):  # noqa: ANN001
+    """The embedded broker keeps topics in memory: after it restarts, the checkpoint's offsets
+    point past the end of the new, shorter topics. The trainer says so and reads them from
+    the start instead of waiting forever for offsets that will never come."""
+    from streaming.broker import EmbeddedBroker, ensure_topics, free_port
+    from streaming.topics import model_topics
+
+    first, second = stream(kio.scaled(600, 3000)), stream(kio.scaled(200, 1000), seed=3)
+    settings = trainer_settings(fetch_process=fetch_process)
+    process = running_trainer(settings)
+    kio.produce_values(settings.bootstrap_servers, feedback_topic(settings.model), settings.model,
+                       _feedback(settings.model, first))
+    kio.wait_for(lambda: process.trainer.system is not None
+                 and process.trainer.system.events_learned == len(first), "the first stream learned")
+    process.stop_event.set()
+    process.thread.join(60)
+
+    with EmbeddedBroker(port=free_port()) as restarted:  # same checkpoints, empty topics
+        moved = settings.model_copy(update={"bootstrap_servers": restarted.bootstrap_servers})
+        ensure_topics(moved.bootstrap_servers, model_topics(moved.model))
+        values = _feedback(moved.model, second, prefix="second-")  # new ids: not duplicates
+        kio.produce_values(moved.bootstrap_servers, feedback_topic(moved.model), moved.model, values)
+        again = running_trainer(moved)
+        kio.wait_for(lambda: again.trainer.system is not None
+                     and again.trainer.system.events_learned == len(first) + len(second),
+                     "the recreated topic read from its start", guard_s=120)
+        again.stop_event.set()
+        again.thread.join(60)
