@@ -41,8 +41,8 @@ COPY pyproject.toml README.md ./
 COPY training ./training
 COPY streaming ./streaming
 COPY service ./service
-RUN pip install . \
-    && python -c "import service.cli, streaming.metrics, training.registry, torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+RUN pip install ".[kafka-crc]" \
+    && python -c "import service.cli, streaming.metrics, training.registry, torch, crc32c; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 # ---- runtime: the virtualenv, a non-root user, nothing to build with ----------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,19 +1,20 @@
 """Ingest benchmark: broker → trainer events/s against a raw kafka-python consume of the same topic.
 
-One run, same broker, same topic, same machine:
+One broker; for each of ``--repeats`` topics holding the same events, back to back:
 
 1. **raw**: a kafka-python consumer reads the topic from the start and ``json.loads`` every
-   value — the ceiling of any Python consumer on this machine;
-2. **core**: `LearningSystem.process_one` over the same events in memory, no Kafka — the
-   ceiling set by the learning core (champion + challengers, metrics, drift detectors);
-3. **trainer**: the real `perennial train` pipeline (poll → validate → learn → checkpoint →
-   commit, metrics, DLQ producer), timed from partition assignment to the last event learned.
+   value — the ceiling of any Python consumer on this machine; timed from its first batch;
+2. **trainer**: the real `perennial train` pipeline (fetcher process → validate → learn →
+   checkpoint → commit, metrics, DLQ producer), timed from its first learned event;
+   with ``--one-process`` also the trainer with ``fetch_process=False`` (on its own topic);
+3. **core**: `LearningSystem.process_one` over the same events in memory, no Kafka — the
+   ceiling set by the learning core (champion + challengers, metrics, drift detectors).
 
-Prints absolute rates and the ratio trainer/raw (target ≥ 0.5) and trainer/core (the share
-of the learning core's speed the streaming layer keeps). Run::
+The machine is shared and noisy, so it prints every pair and the median ratio trainer/raw
+(target ≥ 0.5). Run::
 
-    .venv/bin/python benchmarks/ingest.py --events 50000
-    .venv/bin/python benchmarks/ingest.py --events 50000 --candidates logreg,logreg
+    .venv/bin/python benchmarks/ingest.py --events 50000 --candidates logreg,logreg --one-process
+    .venv/bin/python benchmarks/ingest.py --events 30000 --repeats 2   # the trainer's default challengers
 
 With no ``--bootstrap-servers`` it starts the embedded broker on a free port.
 """
