@@ -235,6 +235,7 @@ class Fetcher:
         self.epoch = 0
         self._order: tuple | None = None  # the last read/stop order, replayed to a restarted child
         self._next_start = 0.0
+        self._failures = 0
         self.restarts = 0
 
     @property
@@ -294,6 +295,7 @@ class Fetcher:
             if kind == "error":
                 self._lost(f"fetcher process failed:\n{records}")
                 continue
+            self._failures = 0  # it works: the next loss is restarted after the shortest back-off
             if epoch == self.epoch:
                 return records, ends
             if self._clock() >= deadline:
@@ -312,9 +314,13 @@ class Fetcher:
             return None
 
     def _lost(self, why: str) -> None:
-        log.error("%s; starting a new one in %.0fs", why, self.restart_backoff_s)
+        # back-off doubling up to a minute while it keeps failing: a fetcher that cannot
+        # start (Kafka unreachable, say) must not turn into a busy crash loop
+        delay = min(60.0, self.restart_backoff_s * 2 ** self._failures)
+        self._failures += 1
+        log.error("%s; starting a new one in %.0fs", why, delay)
         self._discard()
-        self._next_start = self._clock() + self.restart_backoff_s
+        self._next_start = self._clock() + delay
 
     def _restart(self) -> bool:
         if self._clock() < self._next_start:

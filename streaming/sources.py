@@ -83,6 +83,7 @@ class FetcherSource:
         self._schema: ModelSchema | None = None
         self._pending = False  # an assignment whose read order is not sent yet
         self._ends: dict[tuple[str, int], int | None] = {}
+        self._restarts = 0
 
     def start(self) -> None:
         self.fetcher.start()
@@ -119,6 +120,10 @@ class FetcherSource:
         if not self._assigned:
             return []
         got = self.fetcher.receive(timeout_ms / 1000.0)
+        if self.fetcher.restarts != self._restarts:  # a new fetcher: read on from where the trainer is
+            self._restarts = self.fetcher.restarts
+            self._order(self._positions())
+            return []
         if got is None:
             return []
         records, ends = got
@@ -132,10 +137,14 @@ class FetcherSource:
         """Read `tp` from `offset` (None: its beginning), every other partition from where the
         trainer is: one new read order, so nothing of the old one is learned."""
         self._starts[(tp.topic, tp.partition)] = offset
-        handled = self._handled()
-        positions = {key: handled.get(key, start) for key, start in self._starts.items()}
+        positions = self._positions()
         positions[(tp.topic, tp.partition)] = offset
         self._order(positions)
+
+    def _positions(self) -> dict[tuple[str, int], Position]:
+        """Where the trainer is: the next offset it expects, else where reading began."""
+        handled = self._handled()
+        return {key: handled.get(key, start) for key, start in self._starts.items()}
 
     def _order(self, positions: dict[tuple[str, int], Position]) -> None:
         self._ends = {}
