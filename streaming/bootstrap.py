@@ -118,7 +118,8 @@ def build_fetcher_source(settings: TrainerSettings, consumer: Any, trainer: Trai
     config = fetcher_kafka_config(settings.bootstrap_servers, f"perennial-trainer-{settings.model}-fetcher",
                                   settings.request_timeout_ms, settings.max_poll_records)
     fetcher = Fetcher(config, predictions_topic(settings.model), settings.max_poll_records)
-    return FetcherSource(consumer, fetcher, lambda: trainer.offsets if trainer.loaded else {})
+    return FetcherSource(consumer, fetcher, lambda: trainer.offsets if trainer.loaded else {},
+                         on_restart=trainer._m.fetcher_restarts.inc)
 
 
 @dataclass

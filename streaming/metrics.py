@@ -62,6 +62,11 @@ class TrainerMetrics:
         self.rollbacks = Counter(
             "perennial_rollbacks_total", "Champions rolled back to the previous one.", ["model"], registry=registry,
         )
+        self.fetcher_restarts = Counter(
+            "perennial_fetcher_restarts_total",
+            "Times the trainer's fetcher process was lost (crashed, killed, could not reach Kafka) and started again.",
+            ["model"], registry=registry,
+        )
         self.champion_info = Gauge(
             "perennial_champion_info",
             "1 for the current champion's version and learner; the previous series is removed.",

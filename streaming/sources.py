@@ -76,8 +76,10 @@ class FetcherSource:
     again and checked against those offsets like any other record.
     """
 
-    def __init__(self, consumer: KafkaConsumer, fetcher: Fetcher, handled: Callable[[], Offsets]) -> None:
+    def __init__(self, consumer: KafkaConsumer, fetcher: Fetcher, handled: Callable[[], Offsets],
+                 on_restart: Callable[[], None] | None = None) -> None:
         self.consumer, self.fetcher, self._handled = consumer, fetcher, handled
+        self._on_restart = on_restart
         self._assigned: list[TopicPartition] = []
         self._starts: dict[tuple[str, int], Position] = {}  # where reading began, per partition
         self._schema: ModelSchema | None = None
@@ -121,6 +123,9 @@ class FetcherSource:
             return []
         got = self.fetcher.receive(timeout_ms / 1000.0)
         if self.fetcher.restarts != self._restarts:  # a new fetcher: read on from where the trainer is
+            if self._on_restart is not None:
+                for _ in range(self.fetcher.restarts - self._restarts):
+                    self._on_restart()
             self._restarts = self.fetcher.restarts
             self._order(self._positions())
             return []

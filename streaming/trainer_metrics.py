@@ -23,6 +23,7 @@ class BoundTrainerMetrics:
         self.learn_seconds = m.learn_seconds.labels(model)
         self.promotions = m.promotions.labels(model)
         self.rollbacks = m.rollbacks.labels(model)
+        self.fetcher_restarts = m.fetcher_restarts.labels(model)  # 0 from the start: a series to alert on
         self.last_refresh_timestamp = m.last_refresh_timestamp.labels(model)
         self._champion: tuple[str, str] | None = None
         self._learners: set[tuple[str, str]] = set()

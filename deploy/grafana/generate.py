@@ -233,6 +233,11 @@ def pipeline_dashboard() -> dict:
                        "{{model}} checkpoints/min")], "s"),
         timeseries("Learn time per batch", "Time to score and learn one polled batch across all learners.",
                    quantiles("perennial_learn_seconds", "model, le", (0.5, 0.99), M, "{{model}} "), "s"),
+        timeseries("Fetcher restarts", "Times the trainer lost its fetcher process (the one that reads and "
+                   "validates records) and started a new one; nothing is lost, but learning waits during each "
+                   "back-off. Alert: more than 3 in 15 minutes.",
+                   [(f"sum by (model) (increase(perennial_fetcher_restarts_total{{{M}}}[{RI}]))", "{{model}}")],
+                   "none", bars=True),
         timeseries("Events learned since bootstrap", "Restored from the checkpoint, so it survives restarts "
                    "and a standby's takeover.",
                    [(f"max by (model) (perennial_model_events_learned{{{M}}})", "{{model}}")]),

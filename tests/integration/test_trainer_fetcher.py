@@ -64,6 +64,8 @@ def test_killed_fetcher_is_replaced_and_every_event_is_learned_once(
     got = trainer.system
     assert got.events_learned == n, "nothing lost, nothing learned twice"
     assert trainer.metrics.registry.get_sample_value("perennial_events_learned_total", {"model": settings.model}) == n
+    assert trainer.metrics.registry.get_sample_value(
+        "perennial_fetcher_restarts_total", {"model": settings.model}) == fetcher.restarts
     want = reference_system(settings, events)
     probe = stream(200, seed=99)
     assert [got.champion.predict_proba_one(x) for x, _ in probe] == \
