@@ -36,7 +36,7 @@ from typing import Any
 from streaming.schemas import Label
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
 class JoinResult:
     event_id: str
     features: dict[str, float] | None

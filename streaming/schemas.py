@@ -99,7 +99,7 @@ class PredictionWire(BaseModel):
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
 class Feedback:
     """A validated feedback event; `features` is None for label-only feedback (join needed)."""
 
@@ -111,7 +111,7 @@ class Feedback:
     timestamp: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
 class Prediction:
     """A validated prediction record, features keyed by name."""
 
@@ -183,6 +183,13 @@ class ModelSchema:
                 raise InvalidEvent(Reason.MISSING_FEATURE, f"{where} lacks feature(s) {missing[:20]}")
         return out
 
+    def _class_keys(self) -> frozenset[tuple[type, Label]]:
+        cached = self.__dict__.get("_classes")
+        if cached is None:
+            cached = frozenset((type(c), c) for c in self.classes or ())
+            object.__setattr__(self, "_classes", cached)
+        return cached
+
     def _name_set(self) -> frozenset[str]:
         cached = self.__dict__.get("_names")
         if cached is None:
@@ -191,9 +198,8 @@ class ModelSchema:
         return cached
 
     def check_label(self, label: Label) -> Label:
-        if self.classes is not None and not any(
-            label == c and type(label) is type(c) for c in self.classes
-        ):
+        # (type, value): True is not the class 1, nor "1" the class 1
+        if self.classes is not None and (type(label), label) not in self._class_keys():
             raise InvalidEvent(
                 Reason.UNKNOWN_CLASS,
                 f"label {label!r} ({type(label).__name__}) is not a class of model {self.model!r}; "

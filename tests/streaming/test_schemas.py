@@ -24,6 +24,7 @@ CASES = [
     (b'{"event_id": 5, "model": "m", "features": [1, 2], "label": 1}', Reason.WRONG_TYPE),
     (b'{' + OK.encode() + b', "features": [1, 2], "label": 7}', Reason.UNKNOWN_CLASS),
     (b'{' + OK.encode() + b', "features": [1, 2], "label": true}', Reason.UNKNOWN_CLASS),
+    (b'{' + OK.encode() + b', "features": [1, 2], "label": "1"}', Reason.UNKNOWN_CLASS),
     (b'{' + OK.encode() + b', "features": [1, 2, 3], "label": 1}', Reason.WRONG_VECTOR_LENGTH),
     (b'{' + OK.encode() + b', "features": {"a": 1, "c": 2}, "label": 1}', Reason.UNKNOWN_FEATURE),
     (b'{' + OK.encode() + b', "features": {"a": 1}, "label": 1}', Reason.MISSING_FEATURE),
