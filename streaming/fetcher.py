@@ -261,6 +261,7 @@ class Fetcher:
         self._send(("config", *self._args))
         if self._order is not None:
             self._send(self._order)
+        log.info("fetcher process %d reads and validates records for this trainer", self._process.pid)
         return self
 
     def read(self, positions: dict[tuple[str, int], Position], schema: ModelSchema) -> int:
