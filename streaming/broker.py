@@ -124,14 +124,14 @@ class EmbeddedBroker:
         self.stop()
 
 
-def die_with_parent() -> None:
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """In a child (the broker, the trainer's fetcher): ask Linux to SIGTERM it when its parent dies, however the parent
     died (kill -9 of a test run included), so no broker outlives the process that owns it."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, sig)
 
 
 def _port_open(host: str, port: int) -> bool:

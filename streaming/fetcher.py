@@ -74,8 +74,12 @@ def child_main(control_fd: int, data_fd: int) -> None:
     """
     from streaming.broker import die_with_parent
 
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the trainer decides
+    # Stop signals often reach the whole process group (Ctrl-C in a terminal, `timeout`,
+    # systemd): the trainer decides when its fetcher stops — it finishes its batch, checkpoints,
+    # then sends "exit". If the trainer dies instead, the kernel kills this process.
+    die_with_parent(signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher: %(message)s")
     control, data = Connection(control_fd, writable=False), Connection(data_fd, readable=False)
     sender = _Sender(data)

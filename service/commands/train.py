@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from streaming.settings import TrainerSettings
 
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # kafka-python warns whenever a task holds its event loop over 100 ms; the trainer's
+    # rebalance callbacks do that on purpose (checkpoint before partitions go, restore when
+    # they come), so the warning would only alarm operators
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     try:
         settings = TrainerSettings.from_flags(
             model=args.model, bootstrap_servers=args.bootstrap_servers, registry_dir=args.registry_dir,

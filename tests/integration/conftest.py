@@ -174,7 +174,9 @@ def trainer_cli(tmp_path: Path):  # noqa: ANN201
                "--bootstrap-servers", settings.bootstrap_servers, "--registry", str(settings.registry_dir),
                "--checkpoint-dir", str(settings.checkpoint_dir), "--metrics-port", "0",
                "--candidates", settings.candidates]
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # own session: a test can signal the trainer's whole process group, as a terminal,
+        # `timeout` or systemd would
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log_path = log.name
         procs.append(proc)
         return proc

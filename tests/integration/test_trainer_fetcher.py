@@ -82,13 +82,23 @@ def test_fetcher_dies_with_a_killed_trainer(kio, trainer_settings, trainer_cli):
     kio.wait_for(lambda: not any(_alive(pid) for pid in fetchers), "the fetcher to exit after its trainer", guard_s=30)
 
 
-def test_sigterm_stops_trainer_and_fetcher(kio, trainer_settings, trainer_cli):  # noqa: ANN001
+@pytest.mark.parametrize("to_group", [False, True], ids=["trainer", "process-group"])
+def test_sigterm_stops_trainer_and_fetcher(kio, trainer_settings, trainer_cli, to_group):  # noqa: ANN001
+    """SIGTERM to the trainer, or to its whole process group (a terminal's Ctrl-C, `timeout`,
+    systemd): the trainer checkpoints and exits 0, and stops its fetcher itself — the
+    fetcher ignores the signal instead of dying under a trainer that is still finishing."""
     proc = trainer_cli(trainer_settings())
     kio.wait_for(lambda: _children(proc.pid), "the trainer's fetcher process", guard_s=60)
     fetchers = _children(proc.pid)
-    proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     assert not any(_alive(pid) for pid in fetchers)
+    log = Path(proc.log_path).read_text()
+    assert "fetcher process exited" not in log and "Traceback" not in log, log[-2000:]
 
 
 @pytest.mark.parametrize("fetch_process", [True, False], ids=["fetcher-process", "one-process"])
