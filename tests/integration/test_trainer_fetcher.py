@@ -49,15 +49,17 @@ def _alive(pid: int) -> bool:
 def test_killed_fetcher_is_replaced_and_every_event_is_learned_once(
         kio, stream, trainer_settings, running_trainer, reference_system):  # noqa: ANN001
     settings = trainer_settings(max_poll_records=100)
-    n = kio.scaled(4000, 20000)
+    n = kio.scaled(8000, 20000)
     events = stream(n)
     process = running_trainer(settings)
     kio.produce_values(settings.bootstrap_servers, feedback_topic(settings.model), settings.model,
                        _feedback(settings.model, events))
     trainer, fetcher = process.trainer, process.loop.source.fetcher
-    kio.wait_for(lambda: trainer.system is not None and trainer.system.events_learned >= n // 4, "a quarter learned")
+    kio.wait_for(lambda: trainer.system is not None and trainer.system.events_learned >= n // 4, "a quarter learned",
+                 every_s=0.005)
     first_pid = fetcher.pid
     os.kill(first_pid, signal.SIGKILL)
+    assert trainer.system.events_learned < n, "the fetcher must die mid-stream for the test to mean something"
     kio.wait_for(lambda: trainer.system is not None and trainer.system.events_learned >= n, "every event learned")
     time.sleep(1.0)  # anything learned twice would show up now
     assert fetcher.restarts >= 1 and fetcher.pid != first_pid

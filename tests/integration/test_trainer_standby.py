@@ -18,7 +18,7 @@ def test_hot_standby_takes_over_from_the_shared_checkpoint(
         kio, stream, trainer_settings, trainer_cli, checkpoints, reference_system):  # noqa: ANN001
     settings = trainer_settings(checkpoint_every_events=300, checkpoint_interval_s=0.5, max_poll_records=100)
     model = settings.model
-    n = kio.scaled(3000, 20000)
+    n = kio.scaled(6000, 20000)
     events = stream(n)
     values = [g.value for g in mixed_feedback(model, events, trainer_settings.feature_names,
                                               trainer_settings.classes, invalid_every=0)]
@@ -31,7 +31,10 @@ def test_hot_standby_takes_over_from_the_shared_checkpoint(
     kio.wait_for(lambda: "training model" in Path(standby.log_path).read_text(), "the standby to start")
 
     kio.produce_values(settings.bootstrap_servers, feedback_topic(model), model, rest)
-    kio.wait_for(lambda: checkpoints.learned(settings) > len(first) + 100, "the active trainer to go on")
+    # polled often: the trainer learns thousands of events per second, and the kill must
+    # land before the end of the stream
+    kio.wait_for(lambda: checkpoints.learned(settings) > len(first) + 100, "the active trainer to go on",
+                 every_s=0.01)
     active.send_signal(signal.SIGKILL)
     active.wait()
     killed_at = checkpoints.learned(settings)
