@@ -43,8 +43,7 @@ from streaming.schemas import (
     ModelSchema,
     Prediction,
     Reason,
-    decode_feedback,
-    decode_prediction,
+    decode_event,
 )
 from streaming.trainer import Record
 
@@ -187,14 +186,12 @@ def _fetch_loop(control: Connection, sender: _Sender, kafka_config: dict[str, An
 def _encode(topic: str, partition: int, r: Any, is_prediction: bool, schema: ModelSchema) -> tuple:
     """One consumed record, validated, as a marshal-able tuple."""
     head = (topic, partition, r.offset, r.timestamp or 0, r.key, r.value)
-    try:
-        if is_prediction:
-            p = decode_prediction(r.value, schema)
-            return (*head, _PREDICTION, p.prediction_id, p.model, p.version, p.features, p.label, p.timestamp)
-        f = decode_feedback(r.value, schema)
-        return (*head, _FEEDBACK, f.event_id, f.model, f.label, f.features, f.prediction_id, f.timestamp)
-    except InvalidEvent as e:
+    e = decode_event(r.value, schema, is_prediction)
+    if type(e) is InvalidEvent:
         return (*head, _INVALID, e.reason.value, e.detail)
+    if is_prediction:
+        return (*head, _PREDICTION, e.prediction_id, e.model, e.version, e.features, e.label, e.timestamp)
+    return (*head, _FEEDBACK, e.event_id, e.model, e.label, e.features, e.prediction_id, e.timestamp)
 
 
 def decode_batch(payload: bytes) -> tuple[str, Any, Any, Any]:

@@ -262,6 +262,15 @@ def decode_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction:
     return Prediction(wire.prediction_id, wire.model, wire.version, features, wire.output.label, wire.timestamp)
 
 
+def decode_event(raw: bytes | None, schema: ModelSchema, prediction: bool) -> Feedback | Prediction | InvalidEvent:
+    """A consumed record as a prediction record or as feedback — or the `InvalidEvent` that
+    says why it is neither, *returned*: the trainer and its fetcher dead-letter it and go on."""
+    try:
+        return decode_prediction(raw, schema) if prediction else decode_feedback(raw, schema)
+    except InvalidEvent as e:
+        return e
+
+
 def _parse(cls: type[BaseModel], raw: bytes | None, schema: ModelSchema) -> Any:
     if raw is None:
         raise InvalidEvent(Reason.NOT_JSON, "record has no value (a tombstone); expected a JSON object")

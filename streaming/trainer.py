@@ -32,11 +32,12 @@ from streaming.join import JoinResult, JoinStore
 from streaming.metrics import TrainerMetrics
 from streaming.promotion_guard import PromotionGuard
 from streaming.schemas import (
+    Feedback,
     InvalidEvent,
     ModelSchema,
+    Prediction,
     Reason,
-    decode_feedback,
-    decode_prediction,
+    decode_event,
 )
 from streaming.served_score import ServedScore
 from streaming.topics import feedback_topic, predictions_topic
@@ -217,10 +218,14 @@ class Trainer:
                 ts = rec.timestamp_ms / 1000.0
                 if self.stream_time is None or ts > self.stream_time:
                     self.stream_time = ts
-            if rec.topic == self.predictions_topic:
-                learned += self._on_prediction(rec)
+            is_prediction = rec.topic == self.predictions_topic
+            event = rec.event if rec.event is not None else decode_event(rec.value, self.schema, is_prediction)
+            if type(event) is InvalidEvent:
+                self._dead_letter(rec, event.reason, event.detail)
+            elif is_prediction:
+                learned += self._on_prediction(event)
             else:
-                learned += self._on_feedback(rec)
+                learned += self._on_feedback(rec, event)
             self.offsets[tp] = rec.offset + 1
         if consumed:
             self._last_record_wall = self._clock()
@@ -233,16 +238,7 @@ class Trainer:
         self._count_joins()
         return learned
 
-    def _on_feedback(self, rec: Record) -> int:
-        event = rec.event
-        if event is None:
-            try:
-                event = decode_feedback(rec.value, self.schema)
-            except InvalidEvent as e:
-                event = e
-        if type(event) is InvalidEvent:
-            self._dead_letter(rec, event.reason, event.detail)
-            return 0
+    def _on_feedback(self, rec: Record, event: Feedback) -> int:
         if not self.recent.add(event.event_id):
             log.debug("%s: event %s delivered again; already learned", self.model, event.event_id)
             return 0
@@ -255,16 +251,7 @@ class Trainer:
         self.served.observe(joined)
         return self._learn(joined.features, joined.label, rec)
 
-    def _on_prediction(self, rec: Record) -> int:
-        pred = rec.event
-        if pred is None:
-            try:
-                pred = decode_prediction(rec.value, self.schema)
-            except InvalidEvent as e:
-                pred = e
-        if type(pred) is InvalidEvent:
-            self._dead_letter(rec, pred.reason, pred.detail)
-            return 0
+    def _on_prediction(self, pred: Prediction) -> int:
         learned = 0
         served = [pred.version, pred.label, pred.timestamp]
         for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now(), served):
