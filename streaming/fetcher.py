@@ -234,7 +234,6 @@ class Fetcher:
         self._control: Connection | None = None
         self._data: Connection | None = None
         self.epoch = 0
-        self._order: tuple | None = None  # the last read/stop order, replayed to a restarted child
         self._next_start = 0.0
         self._failures = 0
         self.restarts = 0
@@ -260,23 +259,19 @@ class Fetcher:
         self._control = Connection(control, readable=False)
         self._data = Connection(data, writable=False)
         self._send(("config", *self._args))
-        if self._order is not None:
-            self._send(self._order)
         log.info("fetcher process %d reads and validates records for this trainer", self._process.pid)
         return self
 
     def read(self, positions: dict[tuple[str, int], Position], schema: ModelSchema) -> int:
         """Read these partitions from these positions from now on; returns the new epoch."""
         self.epoch += 1
-        self._order = ("read", self.epoch, [(t, p, o) for (t, p), o in sorted(positions.items())], schema)
-        self._send(self._order)
+        self._send(("read", self.epoch, [(t, p, o) for (t, p), o in sorted(positions.items())], schema))
         return self.epoch
 
     def stop(self) -> None:
         """Stop reading (partitions revoked or lost); batches in flight become stale."""
         self.epoch += 1
-        self._order = ("stop", self.epoch)
-        self._send(self._order)
+        self._send(("stop", self.epoch))
 
     def receive(self, timeout_s: float) -> tuple[list[Record], dict[tuple[str, int], int | None]] | None:
         """The next batch of the current epoch, as records with their decoded `event`, and the
@@ -306,7 +301,7 @@ class Fetcher:
     def _send(self, message: tuple) -> None:
         if self._control is None:
             return
-        with contextlib.suppress(OSError):  # the child is gone; receive() restarts it with this order
+        with contextlib.suppress(OSError):  # the child is gone: receive() notices and starts a new one
             self._control.send(message)
 
     def _exitcode(self) -> int | None:
@@ -327,10 +322,9 @@ class Fetcher:
     def _restart(self) -> bool:
         if self._clock() < self._next_start:
             return False
+        # The new child starts idle; its owner sees `restarts` change and orders a read from
+        # where the trainer is (`FetcherSource.poll`), under a new epoch.
         self.restarts += 1
-        if self._order is not None and self._order[0] == "read":  # a fresh epoch: nothing old is trusted
-            self.epoch += 1
-            self._order = ("read", self.epoch, *self._order[2:])
         self.start()
         return True
 
