@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -130,3 +131,21 @@ class Learner(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+class PickleSnapshot:
+    """`to_bytes` / `from_bytes` as a pickle of the whole learner, for learners whose state is
+    plain Python or River objects. Mix in before `Learner`. The registry verifies the
+    artifact's HMAC before `from_bytes` runs; a snapshot of another class is refused."""
+
+    snapshot_format: ClassVar[str] = "pickle"
+
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any:
+        obj = pickle.loads(data)  # noqa: S301 - the registry verifies the HMAC before this call
+        if not isinstance(obj, cls):
+            raise TypeError(f"snapshot holds {type(obj).__name__}, expected {cls.__name__}")
+        return obj

@@ -37,17 +37,16 @@ Semantics, matching River's pipeline where it matters:
 from __future__ import annotations
 
 import math
-import pickle
 from itertools import repeat
 from operator import add, mul, sub, truediv
 from typing import Any
 
-from training.learners.base import Features, Label, Learner, check_features
+from training.learners.base import Features, Label, Learner, PickleSnapshot, check_features
 
 _exp = math.exp
 
 
-class LinearLearner(Learner):
+class LinearLearner(PickleSnapshot, Learner):
     """Standardised softmax regression trained by SGD; see the module docstring.
 
     Args:
@@ -63,7 +62,6 @@ class LinearLearner(Learner):
     other event (missing, extra or reordered features) is first spread onto the layout.
     """
 
-    snapshot_format = "pickle"
 
     def __init__(self, lr: float = 0.005, l2: float = 0.0, power_t: float = 0.0, name: str = "linear") -> None:
         for arg, value, low in (("lr", lr, "positive"), ("l2", l2, "non-negative"), ("power_t", power_t, "non-negative")):
@@ -146,16 +144,6 @@ class LinearLearner(Learner):
     @property
     def n_features_in(self) -> list[str]:
         return sorted(self._names)
-
-    def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> LinearLearner:
-        obj = pickle.loads(data)  # noqa: S301 - the registry verifies the HMAC before this call
-        if not isinstance(obj, cls):
-            raise TypeError(f"snapshot holds {type(obj).__name__}, expected {cls.__name__}")
-        return obj
 
     # -- internals --------------------------------------------------------------------------
 

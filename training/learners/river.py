@@ -7,15 +7,14 @@ family name for metrics, and a snapshot format (pickle, signed by the registry).
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from river import base as river_base
 
-from training.learners.base import Features, Label, Learner, check_features
+from training.learners.base import Features, Label, Learner, PickleSnapshot, check_features
 
 
-class RiverLearner(Learner):
+class RiverLearner(PickleSnapshot, Learner):
     """Wrap any River classifier or pipeline.
 
     >>> from river import linear_model, preprocessing
@@ -29,7 +28,6 @@ class RiverLearner(Learner):
     {}
     """
 
-    snapshot_format = "pickle"
 
     def __init__(self, estimator: river_base.Classifier, name: str) -> None:
         self.estimator = estimator
@@ -68,13 +66,3 @@ class RiverLearner(Learner):
     @property
     def n_features_in(self) -> list[str]:
         return sorted(self._features)
-
-    def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> RiverLearner:
-        obj = pickle.loads(data)  # noqa: S301 - the registry verifies the HMAC before this call
-        if not isinstance(obj, cls):
-            raise TypeError(f"snapshot holds {type(obj).__name__}, expected {cls.__name__}")
-        return obj
