@@ -56,20 +56,11 @@ def timeseries(title: str, description: str, queries: list[tuple[str, str]], uni
     if thresholds:
         defaults["thresholds"] = _thresholds(thresholds)
         defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _targets(queries),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True,
-                       "calcs": ["lastNotNull", "max"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "_size": (w, h),
-    }
+    return _panel("timeseries", title, description, _targets(queries), defaults, {
+        "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True,
+                   "calcs": ["lastNotNull", "max"]},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }, (w, h))
 
 
 def stat(title: str, description: str, queries: list[tuple[str, str]], unit: str = "short",
@@ -78,37 +69,28 @@ def stat(title: str, description: str, queries: list[tuple[str, str]], unit: str
     defaults: dict = {"unit": unit, "thresholds": _thresholds(thresholds or [])}
     if decimals is not None:
         defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _targets(queries),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "textMode": "value_and_name",
-            "justifyMode": "auto",
-            "orientation": "auto",
-        },
-        "_size": (w, h),
-    }
+    return _panel("stat", title, description, _targets(queries), defaults, {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "area",
+        "textMode": "value_and_name",
+        "justifyMode": "auto",
+        "orientation": "auto",
+    }, (w, h))
 
 
 def table(title: str, description: str, queries: list[tuple[str, str]], *, w: int = 12, h: int = 6) -> dict:
-    return {
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": [dict(t, format="table") for t in _targets(queries, instant=True)],
-        "fieldConfig": {"defaults": {}, "overrides": []},
-        "options": {"showHeader": True},
-        "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
-        "_size": (w, h),
-    }
+    return _panel("table", title, description, [dict(t, format="table") for t in _targets(queries, instant=True)],
+                  {}, {"showHeader": True}, (w, h),
+                  transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}])
+
+
+def _panel(kind: str, title: str, description: str, targets: list[dict], defaults: dict, options: dict,
+           size: tuple[int, int], **extra: object) -> dict:
+    """What every panel has; `_size` is consumed by `layout`."""
+    return {"type": kind, "title": title, "description": description, "datasource": DATASOURCE,
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options,
+            **extra, "_size": size}
 
 
 def _thresholds(steps: list[tuple[float, str]]) -> dict:
