@@ -57,6 +57,7 @@ from training.registry_files import (
     remove_tree,
     sweep_scratch,
 )
+from training.spec import ModelSpec, numeric_spec
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,30 @@ class VersionInfo:
     reference: dict | None
     note: str
     sha256: str
+    #: the model spec (`training.spec.ModelSpec.to_dict`); None in versions written before it
+    spec: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> VersionInfo:
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in d]
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in d
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ValueError(f"metadata lacks fields {missing}")
-        return cls(**{n: d[n] for n in names})
+        return cls(**{f.name: d[f.name] for f in fields if f.name in d})
+
+
+def model_spec(info: VersionInfo, learner: Learner) -> ModelSpec:
+    """The spec of a version: as stored, or (versions from before the spec) the numeric spec
+    its learner implies."""
+    if info.spec is not None:
+        return ModelSpec.from_dict(info.spec)
+    if learner.spec is not None:
+        return learner.spec
+    return numeric_spec(learner.n_features_in, learner.classes or None)
 
 
 @dataclass(frozen=True)
@@ -411,7 +425,8 @@ class Registry:
             except (TypeError, ValueError) as e:
                 raise RegistryError(f"{field} is not JSON-serializable: {e}") from e
         snap = snapshot.dumps(learner)
-        base = dict(model=model, learner=getattr(learner, "name", type(learner).__name__),
+        spec = learner.spec.to_dict() if learner.spec is not None else None
+        base = dict(model=model, learner=getattr(learner, "name", type(learner).__name__), spec=spec,
                     format=snap.format, class_path=snap.class_path, parent=parent,
                     created_at=_now(), note=str(note),
                     sha256=hashlib.sha256(snap.data).hexdigest(), **fields)

@@ -6,7 +6,14 @@ predict before learning, clone an untrained twin, snapshot to bytes and back. Ri
 `Classifier` gives the first two; the snapshot format differs per family (signed pickle for
 River, a `weights_only`-loadable archive for PyTorch), so it is part of this protocol.
 
-Features are a ``dict[str, float]``; labels are ``str`` or ``int`` (JSON-compatible).
+A learner of a model built from a `training.spec.ModelSpec` takes the spec's raw rows (numbers,
+strings, booleans, None for missing, as `training.rows.RowValidator` returns them) and owns
+their encoding (`training.encoding`); a learner without a spec takes numeric
+``dict[str, float]`` rows. Labels are ``str``, ``int`` or ``bool`` for classification and
+``float`` for regression.
+
+Optional capabilities are named `typing.Protocol`s (`RowsPredictor`, `OfflineFitter`,
+`DeviceSnapshot`), checked once where a learner is loaded, not looked up by ``hasattr``.
 """
 
 from __future__ import annotations
@@ -15,10 +22,15 @@ import abc
 import math
 import pickle
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from training.spec import ModelSpec, Task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Label = str | int | bool
-Features = Mapping[str, float]
+Features = Mapping[str, Any]
 
 
 class InvalidFeaturesError(ValueError):
@@ -76,9 +88,19 @@ class Learner(abc.ABC):
     #: Short family name used in metrics labels and reports ("logreg", "hat", "arf", "mlp").
     name: str
 
-    @abc.abstractmethod
+    #: The model's spec when the learner was built from one (its rows are the spec's raw
+    #: rows); None for a learner of numeric rows only.
+    spec: ModelSpec | None = None
+
+    @property
+    def task(self) -> Task:
+        """Classification unless the learner's spec says regression (regressors override)."""
+        return self.spec.task if self.spec is not None else Task.CLASSIFICATION
+
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
-        """Class probabilities for one event; empty dict before the first `learn_one`."""
+        """Class probabilities for one event; empty dict before the first `learn_one`.
+        Classifiers implement it; a regressor implements `predict_one` instead."""
+        raise TypeError(f"{type(self).__name__} is a regressor: it has no class probabilities")
 
     @abc.abstractmethod
     def learn_one(self, x: Features, y: Label) -> None:
@@ -103,7 +125,9 @@ class Learner(abc.ABC):
 
     # -- derived helpers; subclasses may override with faster batch forms --------------------
 
-    def predict_one(self, x: Features) -> Label | None:
+    def predict_one(self, x: Features) -> Label | float | None:
+        """The predicted class (classifiers) or value (regressors override this); None
+        before the first `learn_one`."""
         proba = self.predict_proba_one(x)
         if not proba:
             return None
@@ -112,6 +136,10 @@ class Learner(abc.ABC):
     def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
         """Batch form used by serving; the default loops over `predict_proba_one`."""
         return [self.predict_proba_one(x) for x in xs]
+
+    def predict_many(self, xs: Sequence[Features]) -> list[Label | float | None]:
+        """Batch form of `predict_one` (regressors' serving path)."""
+        return [self.predict_one(x) for x in xs]
 
     def learn_many(self, xs: Sequence[Features], ys: Sequence[Label]) -> None:
         """Batch form used by offline training; the default loops over `learn_one`."""
@@ -125,8 +153,8 @@ class Learner(abc.ABC):
 
     @property
     def n_features_in(self) -> list[str]:
-        """Feature names the learner has seen, in a stable order (may be empty)."""
-        return []
+        """Raw feature names the learner accepts: its spec's, else those it has seen."""
+        return list(self.spec.feature_names) if self.spec is not None else []
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
@@ -149,3 +177,30 @@ class PickleSnapshot:
         if not isinstance(obj, cls):
             raise TypeError(f"snapshot holds {type(obj).__name__}, expected {cls.__name__}")
         return obj
+
+
+# -- optional capabilities, named -------------------------------------------------------------
+
+
+@runtime_checkable
+class RowsPredictor(Protocol):
+    """Serving's fast path: numeric ``[n, n_features]`` rows (spec feature order) in,
+    ``[n, n_classes]`` probabilities in `Learner.classes` order out, one vectorised call."""
+
+    def predict_proba_rows(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class OfflineFitter(Protocol):
+    """Bootstrap trains it in epochs with early stopping instead of one online pass."""
+
+    def fit_offline(self, X_train: Sequence[Features], y_train: Sequence[Any], X_val: Sequence[Features],
+                    y_val: Sequence[Any], *, max_epochs: int = 50, patience: int = 5) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DeviceSnapshot(Protocol):
+    """A snapshot that can be restored onto a chosen device (``"cpu"``, ``"cuda"``)."""
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, device: str | None = None) -> Learner: ...

@@ -41,7 +41,9 @@ from itertools import repeat
 from operator import add, mul, sub, truediv
 from typing import Any
 
+from training.encoding import Encoding, RowEncoder
 from training.learners.base import Features, Label, Learner, PickleSnapshot, check_features
+from training.spec import ModelSpec
 
 _exp = math.exp
 
@@ -54,6 +56,8 @@ class LinearLearner(PickleSnapshot, Learner):
         l2: L2 penalty on the weights (not the intercepts).
         power_t: inverse-scaling exponent; the rate after ``t`` steps is ``lr / t ** power_t``.
         name: family name in metrics and reports.
+        spec: the model's spec; its raw rows are one-hot / indicator encoded (`Encoding.DENSE`)
+            into a layout fixed up front. None: numeric rows, layout grown as features appear.
 
     Layout, for speed: every feature seen gets a position (order of first appearance); the
     running statistics and each class's weights are plain lists in that order, so when an
@@ -63,7 +67,8 @@ class LinearLearner(PickleSnapshot, Learner):
     """
 
 
-    def __init__(self, lr: float = 0.005, l2: float = 0.0, power_t: float = 0.0, name: str = "linear") -> None:
+    def __init__(self, lr: float = 0.005, l2: float = 0.0, power_t: float = 0.0, name: str = "linear",
+                 spec: ModelSpec | None = None) -> None:
         for arg, value, low in (("lr", lr, "positive"), ("l2", l2, "non-negative"), ("power_t", power_t, "non-negative")):
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (arg == "lr" and value == 0):
                 raise ValueError(f"{arg} must be a {low} finite number, got {value!r}")
@@ -71,6 +76,10 @@ class LinearLearner(PickleSnapshot, Learner):
         self.l2 = l2
         self.power_t = power_t
         self.name = name
+        self.spec = spec
+        encoder = RowEncoder(spec, Encoding.DENSE) if spec is not None else None
+        # None when rows need no encoding (no spec, or a numeric-only one): the fast path
+        self._encode = None if encoder is None or encoder.identity else encoder.encode
         # learned state
         self._labels: list[Label] = []  # class index -> label, in order of first appearance
         self._index: dict[Label, int] = {}  # label -> class index
@@ -84,17 +93,26 @@ class LinearLearner(PickleSnapshot, Learner):
         self._inv_std: list[float] = []  # per feature: 1 / std, or 0 while the feature is constant
         self._steps = 0
         self._last: tuple[Features, list[float], list[float], list[float]] | None = None
+        if encoder is not None:  # the layout is the encoder's, known before any event
+            for column in encoder.columns:
+                self._pos[column] = len(self._names)
+                self._names += (column,)
+                for stat in (self._count, self._mean, self._m2, self._inv_std):
+                    stat.append(0.0)
 
     # -- protocol ---------------------------------------------------------------------------
 
     def params(self) -> dict[str, Any]:
-        return {"lr": self.lr, "l2": self.l2, "power_t": self.power_t, "name": self.name}
+        return {"lr": self.lr, "l2": self.l2, "power_t": self.power_t, "name": self.name, "spec": self.spec}
 
     def clone(self) -> LinearLearner:
         return LinearLearner(**self.params())
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
-        check_features(x)
+        if self._encode is not None:
+            x = self._encode(x)
+        else:
+            check_features(x)
         if not self._labels:
             return {}
         if tuple(x) == self._names:
@@ -109,8 +127,11 @@ class LinearLearner(PickleSnapshot, Learner):
         return dict(zip(self._labels, proba, strict=True))
 
     def learn_one(self, x: Features, y: Label) -> None:
-        check_features(x)
         last, self._last = self._last, None
+        if self._encode is not None:
+            x = self._encode(x)  # a fresh dict: the cached prediction of the raw row is not reused
+        else:
+            check_features(x)
         index = self._index.get(y)
         if index is None:
             index = self._add_class(y)
@@ -143,7 +164,7 @@ class LinearLearner(PickleSnapshot, Learner):
 
     @property
     def n_features_in(self) -> list[str]:
-        return sorted(self._names)
+        return list(self.spec.feature_names) if self.spec is not None else sorted(self._names)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -222,4 +243,11 @@ class LinearLearner(PickleSnapshot, Learner):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_last"] = None  # a reference to the caller's last event is not state
+        state["_encode"] = None  # a bound method of the encoder: rebuilt on load
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("spec", None)  # snapshots from before the model spec
+        self.__dict__.update(state)
+        encoder = RowEncoder(self.spec, Encoding.DENSE) if self.spec is not None else None
+        self._encode = None if encoder is None or encoder.identity else encoder.encode

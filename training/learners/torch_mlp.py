@@ -5,9 +5,12 @@ costs a whole forward/backward pass, so `learn_one` collects ``batch_size`` even
 fine-tunes on them, mixed with examples replayed from a class-balanced reservoir so that
 adapting to the present does not erase the past (the "forgetting guard" of DESIGN.md).
 
-Like deep-river, the network is built lazily on the first labelled example: that fixes the
-feature names (sorted) and, unless ``classes`` is given, the output layer grows when a new
-label arrives. Features are standardised with running statistics updated on learn.
+Built with a model spec, the network's input is the spec's dense encoding (one-hot with an
+unknown slot per categorical feature, missing indicators; `training.encoding`), sized up
+front — never from the first row. Without a spec, like deep-river, the network is built
+lazily on the first labelled example, which fixes the feature names (sorted). Unless
+``classes`` is given (or the spec fixes them), the output layer grows when a new label
+arrives. Inputs are standardised with running statistics updated on learn.
 
 Snapshots are ``torch.save`` archives of tensors, lists and numbers only, so they load with
 ``torch.load(weights_only=True)`` — no code runs when a registry artifact is read.
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.encoding import Encoding, RowEncoder
 from training.learners.base import (
     Features,
     InvalidFeaturesError,
@@ -41,6 +45,7 @@ from training.learners.torch_parts import (
     grow_head,
     seeded,
 )
+from training.spec import ModelSpec
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 _SNAPSHOT_VERSION = 1
@@ -78,6 +83,7 @@ class TorchMLPLearner(Learner):
         classes: tuple | None = None,
         device: str | None = None,
         seed: int = 0,
+        spec: ModelSpec | None = None,
     ) -> None:
         _require(
             activation in ACTIVATIONS, "activation", activation, f"one of {', '.join(ACTIVATIONS)}"
@@ -112,6 +118,11 @@ class TorchMLPLearner(Learner):
         self.fixed_classes = None if classes is None else tuple(classes)
         self.device = device
         self.seed = int(seed)
+        self.spec = spec
+        if spec is not None and classes is None and spec.classes:
+            classes = spec.classes
+            self.fixed_classes = tuple(classes)
+        self._encoder = RowEncoder(spec, Encoding.DENSE) if spec is not None else None
 
         # Learned state (everything below is what a snapshot carries).
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -127,6 +138,8 @@ class TorchMLPLearner(Learner):
         self._pending_y: list[int] = []
         for label in self.fixed_classes or ():
             self._add_class(label)
+        if self._encoder is not None:
+            self._build(self._encoder.columns)
 
     # -- protocol -------------------------------------------------------------------------
 
@@ -145,6 +158,7 @@ class TorchMLPLearner(Learner):
             "classes": self.fixed_classes,
             "device": self.device,
             "seed": self.seed,
+            "spec": self.spec,
         }
 
     def clone(self) -> TorchMLPLearner:
@@ -156,16 +170,18 @@ class TorchMLPLearner(Learner):
 
     @property
     def n_features_in(self) -> list[str]:
-        return list(self._features)
+        """Raw features in serving's row order: the spec's, else those the network was built on."""
+        return list(self.spec.feature_names) if self.spec is not None else list(self._features)
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.predict_proba_many([x])[0]
 
     def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
         """Class probabilities for a batch, in one forward pass (what serving calls)."""
-        for x in xs:
-            check_features(x)
-        if self._net is None or not xs:
+        if self._encoder is None or self._encoder.identity:
+            for x in xs:
+                check_features(x)
+        if self._untrained() or not xs:
             return [{} for _ in xs]
         proba = self._forward(self._vectors(xs)).tolist()
         return [dict(zip(self._classes, row, strict=True)) for row in proba]
@@ -176,6 +192,8 @@ class TorchMLPLearner(Learner):
 
         NaN in a row counts as a missing feature; infinity is refused.
         """
+        if self._encoder is not None and not self._encoder.identity:
+            raise TypeError("predict_proba_rows takes numeric rows; this model's spec has other kinds")
         x = torch.as_tensor(np.asarray(rows, dtype=np.float64)).reshape(len(rows), -1)
         if x.shape[1] != len(self._features):
             raise ValueError(
@@ -183,7 +201,7 @@ class TorchMLPLearner(Learner):
             )
         if torch.isinf(x).any():
             raise InvalidFeaturesError("rows contain infinity; features must be finite numbers")
-        if self._net is None:
+        if self._untrained():
             return np.zeros((len(x), 0))
         return self._forward(x).numpy()
 
@@ -274,6 +292,7 @@ class TorchMLPLearner(Learner):
         params = self.params()
         params["hidden_layers"] = list(self.hidden_layers)
         params["classes"] = None if self.fixed_classes is None else list(self.fixed_classes)
+        params["spec"] = None if self.spec is None else self.spec.to_dict()
         version, internal, gauss = self._rng.getstate()
         built = self._net is not None
         d = len(self._features)
@@ -305,6 +324,8 @@ class TorchMLPLearner(Learner):
                 f"snapshot version {state.get('version')!r} is not supported (expected {_SNAPSHOT_VERSION})"
             )
         params = dict(state["params"])
+        if params.get("spec") is not None:
+            params["spec"] = ModelSpec.from_dict(params["spec"])
         if device is not None:
             params["device"] = device
         learner = cls(**params)
@@ -312,7 +333,8 @@ class TorchMLPLearner(Learner):
             learner._add_class(label)
         learner._reservoir.load_state(state["reservoir"])
         if state["network"] is not None:
-            learner._build(state["features"])
+            if learner._net is None:
+                learner._build(state["features"])
             learner._net.load_state_dict(state["network"])
             learner._opt.load_state_dict(state["optimizer"])
             learner._scaler = RunningScaler.from_state(state["scaler"])
@@ -330,6 +352,10 @@ class TorchMLPLearner(Learner):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _untrained(self) -> bool:
+        """Nothing learned yet (a spec builds the network before the first event)."""
+        return self._net is None or not bool(self._scaler.count.any())
+
     def _add_class(self, label: Label) -> int:
         self._class_ids[label] = len(self._classes)
         self._classes.append(label)
@@ -340,7 +366,8 @@ class TorchMLPLearner(Learner):
         return self._class_ids[label]
 
     def _build(self, features: Sequence[str]) -> None:
-        self._features = sorted(features)
+        # a spec's columns keep the encoder's order; learned-on-the-fly names are sorted
+        self._features = list(features) if self._encoder is not None else sorted(features)
         with seeded(self.seed, self._device):
             self._net = build_network(
                 len(self._features),
@@ -359,8 +386,9 @@ class TorchMLPLearner(Learner):
         """Check a labelled batch, register its classes, build the network if needed."""
         if len(xs) != len(ys):
             raise ValueError(f"got {len(xs)} feature rows but {len(ys)} labels; they must match")
-        for x in xs:
-            check_features(x)
+        if self._encoder is None or self._encoder.identity:
+            for x in xs:
+                check_features(x)
         if self.fixed_classes is not None:
             for y in ys:
                 if y not in self._class_ids:
@@ -374,7 +402,12 @@ class TorchMLPLearner(Learner):
         return self._vectors(xs), ids
 
     def _vectors(self, xs: Sequence[Features]) -> torch.Tensor:
-        """Feature dicts → float64 rows in feature order; NaN where a feature is missing."""
+        """Feature dicts → float64 rows in feature order; NaN where a feature is missing
+        (no spec); the spec's dense encoding otherwise."""
+        encoder = self._encoder
+        if encoder is not None:
+            rows = [encoder.vector(x) for x in xs]
+            return torch.tensor(rows, dtype=torch.float64).reshape(len(xs), encoder.width)
         nan = math.nan
         rows = [[x.get(f, nan) for f in self._features] for x in xs]
         return torch.tensor(rows, dtype=torch.float64).reshape(len(xs), len(self._features))
