@@ -20,6 +20,7 @@ streaming.schemas.InvalidEvent: nan: features.a is NaN; features must be finite 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.rows import RowError, RowProblem, RowValidator
+from training.spec import FeatureSpec, ModelSpec, TargetSpec, Task
 
 Label = str | int | bool
 MAX_ID_LENGTH = 256
@@ -64,7 +68,9 @@ class InvalidEvent(ValueError):
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=True, frozen=True)
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-RawFeatures = dict[str, float] | list[float]
+#: a raw value as a user has it: number, category string, boolean, null for missing
+RawValue = float | int | str | bool | None
+RawFeatures = dict[str, RawValue] | list[RawValue]
 
 
 class FeedbackWire(BaseModel):
@@ -73,18 +79,20 @@ class FeedbackWire(BaseModel):
     model_config = _STRICT
     event_id: Id
     model: Id
-    label: Label
+    label: Label | float  # a class, or a number for a regression model
     features: RawFeatures | None = None
     prediction_id: Id | None = None
     timestamp: float | None = None
 
 
 class PredictionOutput(BaseModel):
-    """What the service answered: the label and class probabilities (keys as strings)."""
+    """What the service answered: the label and class probabilities (keys as strings) of a
+    classifier, or the ``value`` of a regressor."""
 
     model_config = _STRICT
     label: Label | None = None
     probabilities: dict[str, float] = Field(default_factory=dict)
+    value: float | None = None
 
 
 class PredictionWire(BaseModel):
@@ -105,29 +113,34 @@ class Feedback:
 
     event_id: str
     model: str
-    label: Label
-    features: dict[str, float] | None
+    label: Label | float
+    features: dict[str, Any] | None
     prediction_id: str | None
     timestamp: float | None
 
 
 @dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
 class Prediction:
-    """A validated prediction record, features keyed by name."""
+    """A validated prediction record, features keyed by name; ``label`` is what was served
+    (the class, or a regressor's value)."""
 
     prediction_id: str
     model: str
     version: int | None
-    features: dict[str, float]
-    label: Label | None
+    features: dict[str, Any]
+    label: Label | float | None
     timestamp: float
 
 
 @dataclass(frozen=True)
 class ModelSchema:
-    """What a model accepts: its feature names (order = vector order) and classes, if fixed.
+    """What a model accepts: its `ModelSpec` (features, task, classes) and record limits.
 
-    Derived from the champion (`from_system`); ``None`` means "not fixed, accept any".
+    Derived from the champion (`from_system`). Without a spec, ``feature_names`` and
+    ``classes`` describe a numeric model (what registries from before the spec imply); with
+    neither, any numeric features and any labels are accepted ("not fixed"). Feature and
+    label checks are `training.rows.RowValidator`'s — the same validator the service,
+    bootstrap and replay use — with its problems mapped to dead-letter reasons.
     """
 
     model: str
@@ -136,76 +149,83 @@ class ModelSchema:
     max_event_bytes: int = 65536
     max_features: int = 4096
     allow_missing_features: bool = False
+    spec: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        if spec is None and self.feature_names is not None:
+            spec = ModelSpec(Task.CLASSIFICATION, TargetSpec("label", self.classes),
+                             tuple(FeatureSpec(n, optional=self.allow_missing_features) for n in self.feature_names))
+        elif spec is not None and self.classes is None and spec.classes is not None and self.feature_names is None:
+            object.__setattr__(self, "classes", spec.classes)
+        if spec is not None:
+            object.__setattr__(self, "spec", spec)
+            object.__setattr__(self, "feature_names", spec.feature_names)
 
     @classmethod
-    def from_system(cls, system: Any, **limits: Any) -> ModelSchema:
-        names = tuple(system.feature_names or ()) or None
-        classes = tuple(system.classes or ()) or None
-        return cls(system.model, names, classes, **limits)
+    def from_system(cls, system: Any, *, accept_new_classes: bool = False, **limits: Any) -> ModelSchema:
+        spec: ModelSpec | None = system.spec
+        if spec is None:
+            return cls(system.model, **limits)
+        if limits.get("allow_missing_features") and system.champion.spec is None:
+            # a model from before the spec: the setting marks every feature optional
+            spec = dataclasses.replace(spec, features=tuple(
+                dataclasses.replace(f, optional=True) for f in spec.features))
+        if accept_new_classes and spec.classes is not None:
+            spec = dataclasses.replace(spec, target=dataclasses.replace(spec.target, classes=None))
+        return cls(system.model, spec=spec, **limits)
 
-    def check_features(self, raw: Mapping[str, float] | Sequence[float], where: str = "features") -> dict[str, float]:
-        """Map a vector to names, or check an object's names; returns a fresh dict."""
+    def __getstate__(self) -> dict[str, Any]:
+        # crosses the pipe to the fetcher process: the validator (closures) is rebuilt there
+        return {k: v for k, v in self.__dict__.items() if k != "_validator"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def validator(self) -> RowValidator | None:
+        cached = self.__dict__.get("_validator")
+        if cached is None and self.spec is not None:
+            cached = RowValidator(self.spec, self.max_features)
+            self.__dict__["_validator"] = cached
+        return cached
+
+    @property
+    def task(self) -> Task:
+        return self.spec.task if self.spec is not None else Task.CLASSIFICATION
+
+    def check_features(self, raw: Mapping[str, Any] | Sequence[Any], where: str = "features") -> dict[str, Any]:
+        """A validated raw row (spec order, None for missing); returns a fresh dict."""
         if len(raw) > self.max_features:
             raise InvalidEvent(
                 Reason.OVERSIZED, f"{where} has {len(raw)} values; at most {self.max_features} are accepted"
             )
-        names = self.feature_names
-        if isinstance(raw, list):
-            if names is None:
+        validator = self.validator
+        if validator is None:  # not fixed: any names, finite numbers
+            if isinstance(raw, list):
                 raise InvalidEvent(
                     Reason.WRONG_VECTOR_LENGTH,
                     f"{where} is a vector but model {self.model!r} has no fixed feature order; send an object",
                 )
-            if len(raw) != len(names):
-                raise InvalidEvent(
-                    Reason.WRONG_VECTOR_LENGTH,
-                    f"{where} has {len(raw)} values; model {self.model!r} expects {len(names)} ({', '.join(names)})",
-                )
-            if _all_finite(raw):  # the common case: one C-level pass, no per-value messages
-                return dict(zip(names, map(float, raw), strict=True))
-            return {n: _finite(v, f"{where}[{i}]") for i, (n, v) in enumerate(zip(names, raw, strict=True))}
-        if _all_finite(raw.values()):
-            out = dict(zip(raw, map(float, raw.values()), strict=True))
-        else:
-            out = {n: _finite(v, f"{where}.{n}") for n, v in raw.items()}
-        if names is not None:
-            known = self._name_set()
-            if out.keys() == known:  # exactly the model's features (set equality, in C)
-                return out
-            unknown = [n for n in out if n not in known]
-            if unknown:
-                raise InvalidEvent(
-                    Reason.UNKNOWN_FEATURE,
-                    f"{where} has unknown feature(s) {unknown[:5]}; model {self.model!r} accepts {list(names)[:20]}",
-                )
-            if len(out) != len(names) and not self.allow_missing_features:
-                missing = [n for n in names if n not in out]
-                raise InvalidEvent(Reason.MISSING_FEATURE, f"{where} lacks feature(s) {missing[:20]}")
-        return out
+            if _all_finite(raw.values()) and all(type(v) is not bool for v in raw.values()):
+                return dict(zip(raw, map(float, raw.values()), strict=True))
+            return {n: _finite(v, f"{where}.{n}") for n, v in raw.items()}
+        try:
+            return validator.row(raw)
+        except RowError as e:
+            raise _row_event(e, where, self.model) from None
 
-    def _class_keys(self) -> frozenset[tuple[type, Label]]:
-        cached = self.__dict__.get("_classes")
-        if cached is None:
-            cached = frozenset((type(c), c) for c in self.classes or ())
-            object.__setattr__(self, "_classes", cached)
-        return cached
-
-    def _name_set(self) -> frozenset[str]:
-        cached = self.__dict__.get("_names")
-        if cached is None:
-            cached = frozenset(self.feature_names or ())
-            object.__setattr__(self, "_names", cached)
-        return cached
-
-    def check_label(self, label: Label) -> Label:
-        # (type, value): True is not the class 1, nor "1" the class 1
-        if self.classes is not None and (type(label), label) not in self._class_keys():
-            raise InvalidEvent(
-                Reason.UNKNOWN_CLASS,
-                f"label {label!r} ({type(label).__name__}) is not a class of model {self.model!r}; "
-                f"classes are {list(self.classes)}",
-            )
-        return label
+    def check_label(self, label: Any) -> Label | float:
+        validator = self.validator
+        if validator is None:
+            if type(label) not in (str, int, bool):
+                raise InvalidEvent(Reason.WRONG_TYPE, f"label is {type(label).__name__} {_short(label)}; "
+                                   "labels are strings, integers or booleans")
+            return label
+        try:
+            return validator.label(label)
+        except RowError as e:
+            raise _row_event(e, "", self.model) from None
 
     def check_model(self, model: str) -> None:
         if model != self.model:
@@ -220,6 +240,33 @@ class ModelSchema:
             )
 
 
+#: How the one validator's problems read as dead-letter reasons.
+_ROW_REASONS = {
+    RowProblem.NOT_A_ROW: Reason.WRONG_TYPE,
+    RowProblem.UNKNOWN_FEATURE: Reason.UNKNOWN_FEATURE,
+    RowProblem.MISSING_FEATURE: Reason.MISSING_FEATURE,
+    RowProblem.WRONG_TYPE: Reason.WRONG_TYPE,
+    RowProblem.NAN: Reason.NAN,
+    RowProblem.INFINITY: Reason.INFINITY,
+    RowProblem.OVERSIZED: Reason.OVERSIZED,
+    RowProblem.WRONG_VECTOR_LENGTH: Reason.WRONG_VECTOR_LENGTH,
+    RowProblem.UNKNOWN_CLASS: Reason.UNKNOWN_CLASS,
+    RowProblem.WRONG_LABEL: Reason.WRONG_TYPE,
+}
+
+
+def _row_event(e: RowError, where: str, model: str) -> InvalidEvent:
+    detail = e.detail if e.problem is not RowProblem.UNKNOWN_CLASS else e.detail.replace(
+        "this model", f"model {model!r}")
+    if where and e.problem not in (RowProblem.UNKNOWN_CLASS, RowProblem.WRONG_LABEL):
+        lead = f"feature {e.feature!r} "
+        if e.feature is not None and detail.startswith(lead):  # "features.age is str 'x'; ..."
+            detail = f"{where}.{e.feature} {detail[len(lead):]}"
+        else:
+            detail = f"{where} {detail}"
+    return InvalidEvent(_ROW_REASONS[e.problem], detail)
+
+
 def _all_finite(values: Any) -> bool:
     """True when every value is a finite number: their sum is finite (NaN and infinity
     propagate). False also when the sum overflows or a value is not a number; the caller
@@ -230,7 +277,10 @@ def _all_finite(values: Any) -> bool:
         return False
 
 
-def _finite(value: float, where: str) -> float:
+def _finite(value: Any, where: str) -> float:
+    if type(value) not in (int, float):
+        raise InvalidEvent(Reason.WRONG_TYPE, f"{where} is {type(value).__name__} {_short(value)}; "
+                           "features must be finite numbers")
     if value != value:
         raise InvalidEvent(Reason.NAN, f"{where} is NaN; features must be finite numbers")
     if math.isinf(value):
@@ -259,7 +309,9 @@ def decode_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction:
     schema.check_model(wire.model)
     _finite(wire.timestamp, "timestamp")
     features = schema.check_features(wire.features)
-    return Prediction(wire.prediction_id, wire.model, wire.version, features, wire.output.label, wire.timestamp)
+    out = wire.output
+    served = out.label if out.label is not None else out.value
+    return Prediction(wire.prediction_id, wire.model, wire.version, features, served, wire.timestamp)
 
 
 def decode_event(raw: bytes | None, schema: ModelSchema, prediction: bool) -> Feedback | Prediction | InvalidEvent:

@@ -158,11 +158,11 @@ class Trainer:
         return dict(self.offsets)
 
     def _build_schema(self) -> ModelSchema:
-        schema = ModelSchema.from_system(self.system, **self._schema_limits)
-        if self._allow_new_classes:
-            schema = ModelSchema(schema.model, schema.feature_names, None, schema.max_event_bytes,
-                                 schema.max_features, schema.allow_missing_features)
-        return schema
+        limits = dict(self._schema_limits)
+        if self.system.champion.spec is not None:
+            # a spec says itself which features may be missing; the setting is for older models
+            limits.pop("allow_missing_features", None)
+        return ModelSchema.from_system(self.system, accept_new_classes=self._allow_new_classes, **limits)
 
     def checkpoint_due(self) -> bool:
         if not self.loaded or self._since_checkpoint == 0:

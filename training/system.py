@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from training.evaluation import PrequentialMetrics
+from training.spec import ModelSpec, numeric_spec
 from training.learners.base import Features, Label, Learner, check_features
 from training.loop_types import (  # re-exported: callers import them from here
     CHALLENGER,
@@ -346,6 +347,17 @@ class LearningSystem:
     @property
     def feature_names(self) -> list[str]:
         return self.champion.n_features_in
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        """The model's spec: the champion's (every learner of a model shares it); for a
+        learner built without one, the numeric spec its features imply (None while it has
+        seen none, meaning "any numeric features")."""
+        champion = self.champion
+        if champion.spec is not None:
+            return champion.spec
+        names = champion.n_features_in
+        return numeric_spec(names, champion.classes or None) if names else None
 
     @property
     def classes(self) -> list[Label]:
