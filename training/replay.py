@@ -19,6 +19,7 @@ from training.baselines import NAMES as BASELINES
 from training.baselines import Baselines
 from training.bootstrap import BootstrapConfig, train_candidates
 from training.publishers import InMemoryPublisher
+from training.rows import RowError, RowValidator
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
 from training.system import LearningSystem, LoopConfig, Publisher
@@ -71,7 +72,9 @@ def run_replay(
     publisher.promote(version, "bootstrap champion")
     system = LearningSystem(config.model, champion, boot.challengers, config.loop, publisher, version)
 
-    stream = events[n_boot:]
+    # the rest of the stream through the one validator, like the trainer's Kafka events
+    validator = RowValidator(boot.spec) if boot.spec is not None else None
+    stream = events[n_boot:] if validator is None else _validated_stream(events[n_boot:], validator)
     # at least ~20 points on the timeline, even for a short stream
     report_window = min(config.window, max(10, len(stream) // 20))
     windows: list[dict[str, Any]] = []
@@ -100,6 +103,17 @@ def run_replay(
     elapsed = time.perf_counter() - started
     return _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed,
                    report_window)
+
+
+def _validated_stream(events: list, validator: RowValidator) -> list:
+    """Events the spec accepts (a refused one is what the trainer would dead-letter)."""
+    out = []
+    for x, y in events:
+        try:
+            out.append((validator.row(x), validator.label(y)))
+        except RowError:
+            continue
+    return out
 
 
 def _champion_id(system: LearningSystem) -> str:

@@ -201,6 +201,9 @@ def _check_for(f: FeatureSpec, spec: ModelSpec) -> Check:
                 return v
             if t is int or t is bool:  # integer codes are categories by their text
                 return str(v)
+            if t is float and v == v and v not in (math.inf, -math.inf):
+                # a code read as a number (a CSV cell, a JSON 2000.0): "2000", like the integer
+                return str(int(v)) if v.is_integer() else repr(v)
             if v is None:
                 return missing()
             raise RowError(RowProblem.WRONG_TYPE,

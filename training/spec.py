@@ -385,8 +385,13 @@ def _infer_kind(values: Sequence[Any]) -> FeatureKind:
 
 
 def _category(value: Any) -> str:
-    """Categories are strings; an integer or boolean code is kept as its text."""
-    return value if isinstance(value, str) else str(value)
+    """Categories are strings; a number or boolean code is kept as its text (as
+    `training.rows.RowValidator` reads it: 2000.0 and 2000 are both "2000")."""
+    if isinstance(value, str):
+        return value
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value) if type(value) is not float else repr(value)
 
 
 def _is_number(v: object) -> bool:

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Sequence
 
 from training.evaluation import PrequentialMetrics
-from training.spec import ModelSpec, numeric_spec
 from training.learners.base import Features, Label, Learner, check_features
 from training.loop_types import (  # re-exported: callers import them from here
     CHALLENGER,
@@ -46,6 +45,7 @@ from training.promotion import (
     decide_promotion,
     decide_rollback,
 )
+from training.spec import ModelSpec, numeric_spec
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,10 @@ class LearningSystem:
 
     def process_one(self, x: Features, y: Label) -> StepResult:
         """Test-then-train one labeled event through every learner; see the module docstring."""
-        check_features(x)  # once here; a bad event must not reach any learner half-way
+        if self.champion.spec is None:
+            # once here; a bad event must not reach any learner half-way (rows of a model
+            # with a spec come through `training.rows.RowValidator` before they get here)
+            check_features(x)
         champion = self._champion
         drifted: list[Member] = []
         served_pred, served_correct, served_proba = None, False, None
