@@ -305,6 +305,10 @@ def train_candidates(
         if unseen:
             notices.append(f"warning: validation holds classes training never saw: {unseen[:10]} "
                            f"({parts.description}); their rows cannot be predicted right")
+        missing_in_val = unseen_in_training(y_val, y_tr)
+        if missing_in_val:
+            notices.append(f"warning: validation holds none of the classes {missing_in_val[:10]} that training has "
+                           f"({parts.description}); the data may be sorted by class — try --split random")
         if spec.classes is None:  # a spec file may leave them to the data
             spec = spec.with_classes(sorted(set(ys), key=lambda c: (str(type(c)), c)))
     stats = standardisation_stats(X_tr)

@@ -31,7 +31,11 @@ class Split(StrEnum):
 
 @dataclass(frozen=True)
 class SplitResult:
-    train: list[int]  # indices into the events, in their original order
+    """Indices into the events. A time split keeps their order; a random one shuffles the
+    training part too — online learners learn in the order they are fed, and a file sorted
+    by class would teach them one class after the other."""
+
+    train: list[int]
     validation: list[int]
     description: str
 
@@ -69,7 +73,8 @@ def split_indices(labels: Sequence[Any], fraction: float, split: Split, task: Ta
         how = f"random (seed {seed})"
     held = set(val)
     train = [i for i in range(n) if i not in held]
-    return SplitResult(train, sorted(held), f"{how}: {len(train)} train, {len(held)} validate")
+    rng.shuffle(train)
+    return SplitResult(train, sorted(held), f"{how}, shuffled: {len(train)} train, {len(held)} validate")
 
 
 def class_balance(labels: Sequence[Any]) -> dict[str, float]:

@@ -21,6 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=int, default=5000, help="events to train on (default 5000)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
     p.add_argument("--target", default="label", help="label column of a CSV stream")
+    p.add_argument("--task", choices=["classification", "regression"],
+                   help="what the model predicts (default: inferred from the labels, with a notice)")
+    p.add_argument("--spec", dest="spec_file", help="model spec file (YAML or JSON): task, target, features with kind and optional")
+    p.add_argument("--categorical", help="columns to read as categories although they hold numbers, e.g. zip,store")
+    p.add_argument("--numeric", help="columns to read as numbers (refused if a cell is not one)")
+    p.add_argument("--optional", help="columns that may be missing in production although the data has no gap")
+    p.add_argument("--split", choices=["random", "time"],
+                   help="how validation is held out: random (seeded, stratified; default for files) or time (latest events; default for streams)")
+    p.add_argument("--force", action="store_true", help="register a champion that does not beat the trivial baseline")
     p.add_argument("--report-dir", help="where report.json and loss_curves.png go (default: <registry>/<model>/reports/v<N>)")
     p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp")
     p.add_argument("--validation-fraction", type=float, help="share held out for selection (default 0.2)")
@@ -34,13 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import itertools
     from pathlib import Path
 
     from service.offline_settings import OfflineSettings, apply_flags
     from training.bootstrap import train_candidates
+    from training.data_prep import Split
     from training.registry import Registry, RegistryError
     from training.report import plot_loss_curves, write_json
+    from training.spec import FeatureKind, ModelSpec, SpecError, Task
     from training.streams import iter_stream, stream_info
 
     try:
@@ -48,15 +60,29 @@ def run(args: argparse.Namespace) -> int:
         info = stream_info(args.stream)
         events = list(itertools.islice(iter_stream(args.stream, None, args.seed, args.target), args.events))
         registry = Registry(settings.registry_dir)
-        print(f"bootstrap {args.model} from {len(events):,} events of {args.stream}; candidates {settings.candidates}")
-        result = train_candidates(events, settings.bootstrap_config(image=info.kind == "image"),
-                                  on_progress=lambda msg: print(f"  {msg}..."))
+        spec = ModelSpec.load(args.spec_file) if args.spec_file else None
+        kinds = {c: FeatureKind.CATEGORICAL for c in _columns(args.categorical)}
+        kinds.update({c: FeatureKind.NUMERIC for c in _columns(args.numeric)})
+        # a file is split at random (it may be sorted); a stream keeps time order
+        split = Split(args.split) if args.split else (Split.TIME if info.default_events else Split.RANDOM)
+        config = dataclasses.replace(
+            settings.bootstrap_config(image=info.kind == "image"), split=split, force=args.force,
+            task=Task(args.task) if args.task else None, target=args.target, kinds=kinds,
+            optional=tuple(_columns(args.optional)))
+        candidates = settings.candidates or "the task's defaults"
+        print(f"bootstrap {args.model} from {len(events):,} events of {args.stream}; candidates {candidates}")
+        result = train_candidates(events, config, on_progress=lambda msg: print(f"  {msg}..."), spec=spec)
+        print(f"\nmodel spec ({'from ' + args.spec_file if spec else 'inferred from the data'}):")
+        print(result.spec.describe())
+        for notice in result.notices:
+            print(f"notice: {notice}")
         champion = result.champion
         version = registry.publish(
             args.model, champion.learner, metrics=champion.validation,
             data_range={"stream": args.stream, "first_event": 0, "last_event": len(events) - 1,
-                        "seed": args.seed},
-            reference=result.reference, note=f"bootstrap: best validation macro-F1 of {settings.candidates}",
+                        "seed": args.seed, "split": result.split},
+            reference=result.reference,
+            note=f"bootstrap: best {result.selected_by} of {', '.join(c.name for c in result.candidates)}",
         )
         registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
         for other in result.candidates:  # the trainer starts its challengers from these
@@ -64,18 +90,36 @@ def run(args: argparse.Namespace) -> int:
                 registry.publish(args.model, other.learner, parent=version.version, metrics=other.validation,
                                  data_range=version.data_range, reference=result.reference,
                                  note=f"bootstrap challenger ({other.name})")
-    except (ValueError, FileNotFoundError, RegistryError) as exc:
+    except (ValueError, FileNotFoundError, RegistryError, SpecError) as exc:
         print(f"error: {exc}")
         return 2
     report_dir = Path(args.report_dir or Path(settings.registry_dir) / args.model / "reports" / f"v{version.version}")
     report = dict(result.summary(), model=args.model, version=version.version, stream=args.stream)
     write_json(report, report_dir / "report.json")
     plot_loss_curves({c.name: (c.curve, c.x_label) for c in result.candidates}, report_dir / "loss_curves.png")
-    print(f"\n{'candidate':<10} {'accuracy':>9} {'precision':>10} {'recall':>7} {'macro-F1':>9}")
-    for c in result.candidates:
-        v = c.validation
-        mark = "  <- champion" if c is champion else ""
-        print(f"{c.name:<10} {v['accuracy']:>9.4f} {v['precision']:>10.4f} {v['recall']:>7.4f} {v['f1_macro']:>9.4f}{mark}")
+    print(f"\nsplit: {result.split}")
+    if result.class_balance:
+        print("class balance: " + ", ".join(f"{c} {share:.1%}" for c, share in list(result.class_balance.items())[:10]))
+    if result.spec.task is Task.REGRESSION:
+        print(f"\n{'candidate':<14} {'MAE':>10} {'RMSE':>10} {'R2':>8}")
+        for c in result.candidates:
+            v = c.validation
+            mark = "  <- champion" if c is champion else ""
+            print(f"{c.name:<14} {v['mae']:>10.4f} {v['rmse']:>10.4f} {v['r2']:>8.4f}{mark}")
+        b = result.baseline
+        print(f"{'baseline':<14} {b['mae']:>10.4f} {b['rmse']:>10.4f} {'':>8}  ({b['model']})")
+    else:
+        print(f"\n{'candidate':<14} {'accuracy':>9} {'precision':>10} {'recall':>7} {'macro-F1':>9}")
+        for c in result.candidates:
+            v = c.validation
+            mark = "  <- champion" if c is champion else ""
+            print(f"{c.name:<14} {v['accuracy']:>9.4f} {v['precision']:>10.4f} {v['recall']:>7.4f} {v['f1_macro']:>9.4f}{mark}")
+        b = result.baseline
+        print(f"{'baseline':<14} {b['accuracy']:>9.4f} {'':>10} {'':>7} {b['f1_macro']:>9.4f}  ({b['model']})")
     print(f"\nregistered {args.model} v{version.version} ({champion.name}) as champion in {registry.root}")
     print(f"report: {report_dir / 'report.json'}\nloss curves: {report_dir / 'loss_curves.png'}")
     return 0
+
+
+def _columns(text: str | None) -> list[str]:
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
