@@ -30,7 +30,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     from streaming.publishing import JournaledPublisher
     from training.learners.candidates import build_candidates
     from training.publishers import RegistryPublisher
-    from training.registry import Registry
+    from training.registry import Registry, model_spec
     from training.system import LearningSystem
 
     registry = Registry(settings.registry_dir)
@@ -46,8 +46,9 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     def fresh() -> Any:
         loaded = registry.load(model, "champion")
         challengers = bootstrap_challengers(registry, model, loaded.info.version)
-        if not challengers:  # none registered with this champion: start untrained ones
-            challengers = build_candidates(settings.candidates)
+        if not challengers:  # none registered with this champion: start untrained ones, of its spec
+            spec = model_spec(loaded.info, loaded.learner) if loaded.info.spec is not None else loaded.learner.spec
+            challengers = build_candidates(settings.candidates, spec)
         return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
                               loaded.info.version)
 
