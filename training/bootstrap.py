@@ -35,7 +35,7 @@ from training.learners.base import Features, Label, Learner, OfflineFitter
 from training.learners.candidates import build_candidates
 from training.reference import reference_histograms
 from training.rows import RowError, RowValidator
-from training.spec import FeatureKind, ModelSpec, Task, infer_spec
+from training.spec import FeatureKind, ModelSpec, Task, infer_spec, with_stats
 
 
 class BootstrapRefused(ValueError):
@@ -289,6 +289,8 @@ def train_candidates(
         if config.task is None:
             notices.append(f"task inferred from the labels: {spec.task.value} "
                            f"({len(set(labels))} distinct values); pass --task to choose")
+    else:  # a given spec (a file): the data fills in what its encoders need (categories, means)
+        spec = with_stats(spec, [x for x, _ in events])
     rows, ys, dropped = _validated(events, spec)
     if dropped:
         notices.append(f"{len(dropped)} of {len(events)} rows refused by the spec and left out; first: {dropped[0]}")

@@ -348,18 +348,7 @@ def infer_spec(
         values = [v for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))]
         missing = len(present) - len(values)
         kind = kinds.get(name) or _infer_kind(values)
-        stats: NumericStats | CategoryStats | None
-        if kind is FeatureKind.NUMERIC:
-            bad = next((v for v in values if not _is_number(v)), None)
-            if bad is not None:
-                raise SpecError(f"column {name!r} is declared numeric but holds {bad!r}; declare it categorical")
-            stats = NumericStats.of([float(v) for v in values if math.isfinite(v)], missing)
-        elif kind is FeatureKind.CATEGORICAL:
-            counts = Counter(_category(v) for v in values)
-            top = counts.most_common(max_categories)
-            stats = CategoryStats(len(values), missing, tuple(top), len(values) - sum(k for _, k in top))
-        else:
-            stats = None
+        stats = _stats(name, kind, values, missing, max_categories)
         features.append(FeatureSpec(name, kind, missing > 0 or name in forced_optional, stats))
     chosen = task or infer_task(labels)
     if chosen is Task.CLASSIFICATION:
@@ -374,6 +363,32 @@ def infer_spec(
             raise SpecError(f"a regression target must be a finite number; got {bad!r}")
         target_spec = TargetSpec(target, None, NumericStats.of([float(y) for y in labels]))
     return ModelSpec(chosen, target_spec, tuple(features))
+
+
+def with_stats(spec: ModelSpec, rows: Sequence[Mapping[str, Value]], max_categories: int = MAX_CATEGORIES) -> ModelSpec:
+    """``spec`` (a hand-written one, say) with each feature's stats taken from ``rows`` —
+    the categories its encoders one-hot, the means they impute — keeping kinds and
+    ``optional`` as declared."""
+    features = []
+    for f in spec.features:
+        present = [row.get(f.name) for row in rows]
+        values = [v for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        features.append(replace(f, stats=_stats(f.name, f.kind, values, len(present) - len(values), max_categories)))
+    return replace(spec, features=tuple(features))
+
+
+def _stats(name: str, kind: FeatureKind, values: Sequence[Any], missing: int,
+           max_categories: int) -> NumericStats | CategoryStats | None:
+    if kind is FeatureKind.NUMERIC:
+        bad = next((v for v in values if not _is_number(v)), None)
+        if bad is not None:
+            raise SpecError(f"column {name!r} is declared numeric but holds {bad!r}; declare it categorical")
+        return NumericStats.of([float(v) for v in values if math.isfinite(v)], missing)
+    if kind is FeatureKind.CATEGORICAL:
+        counts = Counter(_category(v) for v in values)
+        top = counts.most_common(max_categories)
+        return CategoryStats(len(values), missing, tuple(top), len(values) - sum(k for _, k in top))
+    return None
 
 
 def _infer_kind(values: Sequence[Any]) -> FeatureKind:

@@ -118,3 +118,19 @@ def test_numeric_target_is_inferred_as_regression() -> None:
 
 def test_candidate_names_are_known() -> None:
     assert set(CLASSIFIERS) <= set(CANDIDATES)
+
+
+def test_a_hand_written_spec_file_gets_its_stats_from_the_data(tmp_path) -> None:
+    (tmp_path / "spec.yaml").write_text(
+        "task: classification\ntarget: churn\nfeatures:\n"
+        "  - {name: tenure, kind: numeric, optional: true}\n  - {name: spend}\n"
+        "  - {name: plan, kind: categorical}\n  - {name: region, kind: categorical, optional: true}\n"
+        "  - {name: autopay, kind: boolean}\n")
+    spec = ModelSpec.load(tmp_path / "spec.yaml")
+    rows = customer_rows(600, seed=9)
+    events = [({k: v for k, v in r.items() if k != "churn"}, r["churn"]) for r in rows]
+    result = train_candidates(events, BootstrapConfig(candidates=("logreg",), split=Split.RANDOM, augment_copies=0),
+                              spec=spec)
+    assert set(result.spec.feature("plan").categories) == {"basic", "plus", "pro", "team"}
+    assert result.spec.classes == ("no", "yes")
+    assert result.champion.validation["f1_macro"] > result.baseline["f1_macro"]
