@@ -32,6 +32,7 @@ from training.loop_types import (  # re-exported: callers import them from here
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
+    EventKind,
     LearnerStats,
     LoopConfig,
     Member,
@@ -135,7 +136,7 @@ class LearningSystem:
             return StepResult(served_pred, served_correct, _NO_EVENTS)  # the common case
         events: list[SystemEvent] = []
         for m in drifted:
-            events.append(SystemEvent("drift", t, m.learner_id,
+            events.append(SystemEvent(EventKind.DRIFT, t, m.learner_id,
                                       f"{self.config.drift.method} on {m.role} {m.learner_id}'s error stream",
                                       role=m.role))
             if m is champion and self.config.spawn_on_drift:
@@ -152,7 +153,7 @@ class LearningSystem:
                 events.extend(self._refresh())
         except Exception as exc:  # noqa: BLE001 - any publisher failure, reported as an event
             log.exception("%s: a decision at event %d could not be written", self.model, t)
-            events.append(SystemEvent("error", t, self._champion.learner_id,
+            events.append(SystemEvent(EventKind.ERROR, t, self._champion.learner_id,
                                       f"decision not written: {type(exc).__name__}: {exc}"))
         for e in events:
             log.info("%s at event %d: %s %s", e.kind, e.at, e.learner, e.reason)
@@ -161,7 +162,7 @@ class LearningSystem:
     def _spawn_challenger(self, champion: Member) -> list[SystemEvent]:
         self._drifts_seen += 1
         fresh = self._add(champion.learner.clone(), CHALLENGER, standing=False, fresh=True)
-        events = [SystemEvent("challenger", self.events_learned, fresh.learner_id,
+        events = [SystemEvent(EventKind.CHALLENGER, self.events_learned, fresh.learner_id,
                               f"fresh {champion.learner.name} learning only post-drift data")]
         spawned = [m for m in self.members if not m.standing and m.role == CHALLENGER]
         while len(spawned) > self.config.max_fresh_challengers:
@@ -179,7 +180,7 @@ class LearningSystem:
 
     def _retire(self, m: Member, reason: str) -> SystemEvent:
         self.members.remove(m)
-        return SystemEvent("retired", self.events_learned, m.learner_id, reason)
+        return SystemEvent(EventKind.RETIRED, self.events_learned, m.learner_id, reason)
 
     def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult:
         """`PairedResult.from_bits` of the last ``last`` shared events, counted in C: this
@@ -229,7 +230,7 @@ class LearningSystem:
         self._last_change = self._last_refresh = self.events_learned
         self._guard = (new.learner_id, old.learner_id, self.events_learned)
         self._replaced = old.learner_id
-        return SystemEvent("promotion", self.events_learned, new.learner_id, decision.reason,
+        return SystemEvent(EventKind.PROMOTION, self.events_learned, new.learner_id, decision.reason,
                            from_version, to_version)
 
     def _check_rollback(self) -> list[SystemEvent]:
@@ -279,7 +280,7 @@ class LearningSystem:
         self.champion_version = to_version
         self._guard = self._replaced = None
         self._last_change = self._last_refresh = t
-        return SystemEvent("rollback", t, old.learner_id, reason, from_version, to_version)
+        return SystemEvent(EventKind.ROLLBACK, t, old.learner_id, reason, from_version, to_version)
 
     def _adopt_external_champion(self) -> list[SystemEvent]:
         """Someone else moved the ``champion`` alias (an operator's rollback or promotion):
@@ -301,7 +302,7 @@ class LearningSystem:
         self._champion, self._guard, self._replaced = new, None, None
         from_version, self.champion_version = self.champion_version, version
         self._last_change = self._last_refresh = self.events_learned
-        return [SystemEvent("adopted", self.events_learned, new.learner_id,
+        return [SystemEvent(EventKind.ADOPTED, self.events_learned, new.learner_id,
                             f"champion alias moved outside the trainer to v{version}; adopted",
                             from_version, version)]
 
@@ -331,7 +332,7 @@ class LearningSystem:
                                          metrics=champ.metrics.summary(), note="refresh")
         self.publisher.refresh(version)
         from_version, self.champion_version = self.champion_version, version
-        return [SystemEvent("refresh", self.events_learned, champ.learner_id,
+        return [SystemEvent(EventKind.REFRESH, self.events_learned, champ.learner_id,
                             f"champion snapshot after {self.events_learned} events", from_version, version)]
 
     # -- reporting and persistence ---------------------------------------------------
