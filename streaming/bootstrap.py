@@ -20,6 +20,9 @@ from streaming.join import JoinStore
 from streaming.metrics import TrainerMetrics
 from streaming.settings import TrainerSettings
 from streaming.trainer import Trainer
+from training.learners.base import Learner
+from training.lineage import Origin
+from training.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,6 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     from streaming.publishing import JournaledPublisher
     from training.learners.candidates import build_candidates
     from training.publishers import RegistryPublisher
-    from training.registry import Registry
     from training.system import LearningSystem
 
     registry = Registry(settings.registry_dir)
@@ -59,13 +61,14 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     return fresh, restore
 
 
-def bootstrap_challengers(registry: Any, model: str, champion_version: int) -> list[Any]:
+def bootstrap_challengers(registry: Registry, model: str, champion_version: int) -> list[Learner]:
     """The candidates `perennial bootstrap` trained beside this champion (so they start
-    trained, not from scratch); empty when the champion came from anywhere else."""
+    trained, not from scratch); empty when the champion came from anywhere else. Found by
+    their lineage (``origin`` and ``parent``), never by the wording of their note."""
     return [
         registry.load(model, v.version).learner
         for v in registry.versions(model)
-        if v.parent == champion_version and v.note.startswith("bootstrap challenger")
+        if v.parent == champion_version and v.origin is Origin.BOOTSTRAP_CANDIDATE
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from training.drift import DriftConfig, DriftDetector
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Label, Learner
+from training.lineage import Origin
 from training.promotion import PromotionPolicy
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -22,7 +23,8 @@ CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 class Publisher(Protocol):
     """Where the system writes versions and moves aliases (see `training.publishers`)."""
 
-    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int: ...
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str,
+                origin: Origin = Origin.MANUAL) -> int: ...
     def promote(self, version: int, reason: str) -> None: ...
     def rollback(self, reason: str) -> int: ...
     def refresh(self, version: int) -> None: ...

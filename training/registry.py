@@ -44,6 +44,7 @@ from pathlib import Path
 
 from training.learners import snapshot
 from training.learners.base import Learner
+from training.lineage import Origin, legacy_origin
 from training.registry_files import (
     append_line,
     atomic_write_bytes,
@@ -96,17 +97,20 @@ class VersionInfo:
     reference: dict | None
     note: str
     sha256: str
+    origin: Origin = Origin.MANUAL  # lineage: how it was made (``parent`` says from what)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "origin": str(self.origin)}
 
     @classmethod
     def from_dict(cls, d: dict) -> VersionInfo:
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "origin"]
         missing = [n for n in names if n not in d]
         if missing:
             raise ValueError(f"metadata lacks fields {missing}")
-        return cls(**{n: d[n] for n in names})
+        # versions written before the field existed: their note is all there is to go by
+        origin = Origin(d["origin"]) if "origin" in d else legacy_origin(str(d["note"]))
+        return cls(**{n: d[n] for n in names}, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -391,8 +395,12 @@ class Registry:
 
     def publish(self, model: str, learner: Learner, *, parent: int | None = None,
                 metrics: dict | None = None, data_range: dict | None = None,
-                reference: dict | None = None, note: str = "") -> VersionInfo:
+                reference: dict | None = None, note: str = "",
+                origin: Origin | str = Origin.MANUAL) -> VersionInfo:
         """Write `learner` as a new immutable version (next number) and return its info.
+
+        ``origin`` and ``parent`` are its lineage (see `training.lineage`); ``note`` is free
+        text for people, never parsed.
 
         Aliases do not move (see `promote`). Older unaliased versions beyond `retain` are
         pruned afterwards.
@@ -402,6 +410,10 @@ class Registry:
             raise RegistryError(f"can only publish a Learner, got {type(learner).__name__}")
         if parent is not None:
             _check_version(parent, "parent version")
+        try:
+            origin = Origin(origin)
+        except ValueError:
+            raise RegistryError(f"invalid origin {origin!r}: one of {[o.value for o in Origin]}") from None
         fields = {"metrics": metrics or {}, "data_range": data_range or {}, "reference": reference}
         for field, value in fields.items():
             if value is not None and not isinstance(value, dict):
@@ -413,7 +425,7 @@ class Registry:
         snap = snapshot.dumps(learner)
         base = dict(model=model, learner=getattr(learner, "name", type(learner).__name__),
                     format=snap.format, class_path=snap.class_path, parent=parent,
-                    created_at=_now(), note=str(note),
+                    created_at=_now(), note=str(note), origin=origin,
                     sha256=hashlib.sha256(snap.data).hexdigest(), **fields)
 
         (model_dir / "versions").mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 from training.baselines import NAMES as BASELINES
 from training.baselines import Baselines
 from training.bootstrap import BootstrapConfig, train_candidates
+from training.lineage import Origin
 from training.publishers import InMemoryPublisher
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
@@ -67,7 +68,7 @@ def run_replay(
     champion = boot.champion.learner
     baselines = Baselines(champion, config.window)
     publisher = publisher or InMemoryPublisher()
-    version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap")
+    version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap", origin=Origin.BOOTSTRAP)
     publisher.promote(version, "bootstrap champion")
     system = LearningSystem(config.model, champion, boot.challengers, config.loop, publisher, version)
 

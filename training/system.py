@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Features, Label, Learner, check_features
+from training.lineage import Origin
 from training.loop_types import (  # re-exported: callers import them from here
     CHALLENGER,
     CHAMPION,
@@ -219,7 +220,7 @@ class LearningSystem:
         if self.publisher is not None:
             metrics = dict(new.metrics.summary(), p_value=decision.p_value, gain=decision.gain)
             to_version = self.publisher.publish(new.learner, parent=from_version, metrics=metrics,
-                                                note=f"promotion: {decision.reason}")
+                                                note=f"promotion: {decision.reason}", origin=Origin.PROMOTION)
             self.publisher.promote(to_version, decision.reason)
         for m in self.members:  # at most one "previous": the one this promotion replaces
             if m.role == PREVIOUS:
@@ -329,7 +330,8 @@ class LearningSystem:
             return []
         champ = self._champion
         version = self.publisher.publish(champ.learner, parent=self.champion_version,
-                                         metrics=champ.metrics.summary(), note="refresh")
+                                         metrics=champ.metrics.summary(), note="refresh",
+                                         origin=Origin.REFRESH)
         self.publisher.refresh(version)
         from_version, self.champion_version = self.champion_version, version
         return [SystemEvent(EventKind.REFRESH, self.events_learned, champ.learner_id,

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from service.offline_settings import OfflineSettings, apply_flags
     from training.bootstrap import train_candidates
+    from training.lineage import Origin
     from training.registry import Registry, RegistryError
     from training.report import plot_loss_curves, write_json
     from training.streams import iter_stream, stream_info
@@ -57,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
             data_range={"stream": args.stream, "first_event": 0, "last_event": len(events) - 1,
                         "seed": args.seed},
             reference=result.reference, note=f"bootstrap: best validation macro-F1 of {settings.candidates}",
+            origin=Origin.BOOTSTRAP,
         )
         registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
         for other in result.candidates:  # the trainer starts its challengers from these
             if other is not champion:
                 registry.publish(args.model, other.learner, parent=version.version, metrics=other.validation,
                                  data_range=version.data_range, reference=result.reference,
-                                 note=f"bootstrap challenger ({other.name})")
+                                 note=f"bootstrap challenger ({other.name})", origin=Origin.BOOTSTRAP_CANDIDATE)
     except (ValueError, FileNotFoundError, RegistryError) as exc:
         print(f"error: {exc}")
         return 2

@@ -58,14 +58,17 @@ def _list(registry, only: str | None, as_json: bool) -> None:
         for v in registry.versions(model):
             alias = "champion" if v.version == champion else "previous" if v.version == previous else ""
             rows.append({"model": model, "version": v.version, "alias": alias, "learner": v.learner,
-                         "parent": v.parent, "created_at": v.created_at, "metrics": v.metrics, "note": v.note})
+                         "origin": str(v.origin), "parent": v.parent, "created_at": v.created_at, "metrics": v.metrics, "note": v.note})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     if not rows:
         print(f"no models in {registry.root}")
         return
-    print(f"{'model':20s} {'version':>7s} {'alias':9s} {'learner':8s} {'created_at':25s} metrics")
+    print(f"{'model':20s} {'version':>7s} {'alias':9s} {'learner':8s} {'origin':19s} {'parent':>6s} "
+          f"{'created_at':25s} metrics")
     for r in rows:
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items())
-        print(f"{r['model']:20s} {r['version']:>7d} {r['alias']:9s} {r['learner']:8s} {r['created_at']:25s} {metrics}")
+        parent = "" if r["parent"] is None else str(r["parent"])
+        print(f"{r['model']:20s} {r['version']:>7d} {r['alias']:9s} {r['learner']:8s} {r['origin']:19s} {parent:>6s} "
+              f"{r['created_at']:25s} {metrics}")
