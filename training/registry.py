@@ -160,8 +160,7 @@ class Registry:
         self.root = Path(root)
         if key is None:
             key = os.environ.get(KEY_ENV) or None
-            if key is None:
-                _warn_dev_key_once()
+            if key is None:  # warned about when first used: listing versions signs nothing
                 key = _DEV_KEY
         if not isinstance(key, str | bytes | bytearray) or not key:
             raise RegistryError(f"invalid registry key of type {type(key).__name__}: "
@@ -209,6 +208,8 @@ class Registry:
     def _signature(self, metadata: bytes, artifact: bytes) -> str:
         """HMAC over the metadata *bytes* as stored, so verifying never depends on how a
         later version of this code would re-serialize them."""
+        if self._key == _DEV_KEY:
+            _warn_dev_key_once()
         mac = hmac.new(self._key, len(metadata).to_bytes(8, "big") + metadata, hashlib.sha256)
         mac.update(artifact)
         return mac.hexdigest()

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+
+REGISTRY_HELP = "model registry directory (default $PERENNIAL_REGISTRY_DIR or ./.perennial/registry)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list model versions, promote one, or roll back")
     p.add_argument("--registry", default=os.environ.get("PERENNIAL_REGISTRY_DIR", ".perennial/registry"),
-                   help="model registry directory (default $PERENNIAL_REGISTRY_DIR or ./.perennial/registry)")
+                   help=REGISTRY_HELP)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
-    ls = sub.add_parser("list", help="versions of every model (or one), with aliases and metrics")
+    ls = sub.add_parser("list", help="versions of every model (or one), with aliases, lineage and metrics")
     ls.add_argument("model", nargs="?", help="only this model")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr = sub.add_parser("promote", help="make VERSION the champion of MODEL")
@@ -28,25 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rb = sub.add_parser("rollback", help="make the previous champion of MODEL the champion again")
     rb.add_argument("model")
     rb.add_argument("--reason", default="rolled back from the command line")
+    for action in (ls, pr, rb):  # `perennial models list --registry X` as well as `models --registry X list`
+        action.add_argument("--registry", default=argparse.SUPPRESS, help=REGISTRY_HELP)
     p.set_defaults(func=run, action="list", model=None, json=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.registry import Registry, RegistryError
+    from service.cli_support import open_registry, require_model
 
-    registry = Registry(args.registry)
-    try:
-        if args.action == "promote":
-            registry.promote(args.model, args.version, args.reason)
-            print(f"{args.model}: champion is now version {args.version}")
-        elif args.action == "rollback":
-            version = registry.rollback(args.model, args.reason)
-            print(f"{args.model}: rolled back; champion is now version {version}")
-        else:
-            _list(registry, args.model, args.json)
-    except RegistryError as e:
-        print(f"perennial models: {e}", file=sys.stderr)
-        return 1
+    registry = open_registry(args.registry)
+    if args.model is not None:
+        require_model(registry, args.model)
+    if args.action == "promote":
+        registry.promote(args.model, args.version, args.reason)
+        print(f"{args.model}: champion is now version {args.version}")
+    elif args.action == "rollback":
+        version = registry.rollback(args.model, args.reason)
+        print(f"{args.model}: rolled back; champion is now version {version}")
+    else:
+        _list(registry, args.model, args.json)
     return 0
 
 
