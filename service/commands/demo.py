@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_demo(config, say=lambda line: print(line, flush=True))
     except (RuntimeError, ValueError, OSError, httpx.HTTPError, RegistryError) as exc:
-        print(f"demo failed: {type(exc).__name__}: {exc}")
+        detail = str(exc).splitlines()[1:]  # the FAILURE line said the first; a child's log tail follows
+        if detail:
+            print("\n".join(["last lines of its log:", *detail]), flush=True)
         return 1
     print(summary(result))
     print(f"wrote {write_json(result, args.json_path)}")
