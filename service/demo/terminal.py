@@ -23,7 +23,7 @@ def legend(candidates: str) -> str:
     """The learner ids of the status line, explained once (README, "What you will see").
 
     >>> legend("logreg,hat")[:55]
-    'learner ids: logreg, hat = bootstrap candidates; * = c'
+    'learner ids: logreg, hat = bootstrap candidates; * = ch'
     """
     names = ", ".join(c.strip() for c in candidates.split(",") if c.strip())
     return (f"learner ids: {names} = bootstrap candidates; * = champion; NAME-dN = challenger "
