@@ -122,7 +122,7 @@ def build_fetcher_source(settings: TrainerSettings, consumer: Any, trainer: Trai
                                   settings.request_timeout_ms, settings.max_poll_records)
     fetcher = Fetcher(config, predictions_topic(settings.model), settings.max_poll_records)
     return FetcherSource(consumer, fetcher, lambda: trainer.offsets if trainer.loaded else {},
-                         on_restart=trainer._m.fetcher_restarts.inc)
+                         on_restart=trainer.count_fetcher_restart)
 
 
 @dataclass

@@ -165,6 +165,19 @@ class Trainer:
                                  schema.max_features, schema.allow_missing_features)
         return schema
 
+    @property
+    def unsaved_records(self) -> int:
+        """Records handled since the last checkpoint (0: a checkpoint now would add nothing)."""
+        return self._since_checkpoint
+
+    def report_lag(self, partition: str, records: float) -> None:
+        """The poll loop's view of one partition's lag; the trainer owns its metrics."""
+        self._m.lag(partition, records)
+
+    def count_fetcher_restart(self) -> None:
+        """The fetcher child died and was started again (an alertable counter)."""
+        self._m.fetcher_restarts.inc()
+
     def checkpoint_due(self) -> bool:
         if not self.loaded or self._since_checkpoint == 0:
             return False

@@ -158,6 +158,16 @@ class TorchMLPLearner(Learner):
     def n_features_in(self) -> list[str]:
         return list(self._features)
 
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the network lives: the ``device`` argument resolved (CUDA when there is one)."""
+        return self._device
+
+    def forward_parts(self) -> tuple[nn.Sequential | None, RunningScaler | None]:
+        """The network and its input scaler (None before the first features), for a benchmark
+        that times the bare forward pass against the whole predict path."""
+        return self._net, self._scaler
+
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.predict_proba_many([x])[0]
 
