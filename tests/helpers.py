@@ -1,9 +1,16 @@
-"""The two things many tests do: wait for a condition, and start a real process.
+"""The things many tests do: wait for a condition, run the CLI, start real processes.
 
-One way each, so every test fails the same readable way: a wait names what it waited for
-(and the log of a process that died meanwhile), and every process runs in its own session
-(stopped with its whole group, as a terminal or systemd would) with its output in a log file.
-Never a wall-clock bound on what a test measures: the guard only turns a hang into a failure.
+One way each, so every test fails the same readable way:
+
+- `wait_for` names what it waited for, and fails at once with the log of a process that
+  died meanwhile (``alive=group.check_alive``). Never a wall-clock bound on what a test
+  measures: the guard only turns a hang into a failure.
+- `run_perennial` runs a command to completion, output captured.
+- Long-running processes are started through a `service.demo.processes.ProcessGroup` (the
+  ``processes`` fixture in ``tests/conftest.py``): each in its own session, output in
+  ``<log dir>/<name>.log``, the whole group stopped at teardown, `check_alive` raising with
+  the log tail of one that died. The demo uses the same class, so tests start processes the
+  way the product does.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ def wait_for(condition: Callable[[], T], what: str, guard_s: float = 600.0, ever
     """Poll ``condition`` until it returns something truthy, and return that.
 
     ``alive`` is called before each poll and should raise when a process the condition
-    depends on has died (`ProcessGroup.check_alive`, or `alive_check(proc)`), so a crash
-    fails at once with its cause instead of after the guard.
+    depends on has died (`ProcessGroup.check_alive`), so a crash fails at once with its
+    cause instead of after the guard.
     """
     deadline = time.monotonic() + guard_s
     while True:
@@ -51,38 +58,3 @@ def run_perennial(*args: str, env: dict[str, str] | None = None, timeout: float 
     """Run ``perennial ARGS`` to completion; stdout and stderr captured apart, as text."""
     return subprocess.run(perennial_argv(*args), capture_output=True, text=True, timeout=timeout,
                           cwd=cwd or ROOT, env={**os.environ, **(env or {})})
-
-
-def start_process(argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                  cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session, stdout and stderr to ``log_path`` (``proc.log_path``).
-
-    Stop it with `service.demo.processes.stop_process_group` (the whole group, gracefully).
-    """
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, cwd=cwd or ROOT, env={**os.environ, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    proc.log_path = str(log_path)  # type: ignore[attr-defined] - where a failing test looks
-    return proc
-
-
-def start_perennial(*args: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`start_process` of ``perennial ARGS``."""
-    return start_process(perennial_argv(*args), log_path, env)
-
-
-def log_tail(proc: subprocess.Popen[bytes], chars: int = 3000) -> str:
-    path = getattr(proc, "log_path", None)
-    return Path(path).read_text(errors="replace")[-chars:] if path else ""
-
-
-def alive_check(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
-    """For `wait_for(alive=...)`: raise with the process's log tail once it has exited."""
-
-    def check() -> None:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited with code {proc.returncode}:\n{log_tail(proc)}")
-
-    return check
