@@ -33,7 +33,7 @@ demo: venv
 	$(VENV)/bin/perennial demo --json demo.json --plot demo.png
 
 replay: venv
-	$(VENV)/bin/perennial replay agrawal-drift --json replay.json --plot replay.png
+	$(VENV)/bin/perennial replay --stream agrawal-drift --json replay.json --plot replay.png
 
 clean:
 	rm -rf $(VENV) .perennial .pytest_cache

@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     plane, rows = build_plane(Path(tempfile.mkdtemp(prefix="perennial-gpu-")) / "registry")
     champ = plane.holder.get(MODEL)
     learner = champ.learner
-    device = learner._device  # the learner's own device: what serving placed it on
-    net, scaler = learner._net, learner._scaler  # internals, to time the bare forward
+    device = learner.torch_device  # the learner's own device: what serving placed it on
+    net, scaler = learner.forward_parts()  # to time the bare forward
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     accuracy_probe = plane.holder.get(MODEL).learner.predict_proba_many(synthetic(256, seed=0)[0])
     print(f"device: {device} ({name}); model: MLP {learner.hidden_layers}, {rows.shape[1]} features, "

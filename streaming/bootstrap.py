@@ -20,6 +20,9 @@ from streaming.join import JoinStore
 from streaming.metrics import TrainerMetrics
 from streaming.settings import TrainerSettings
 from streaming.trainer import Trainer
+from training.learners.base import Learner
+from training.lineage import Origin
+from training.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     from streaming.publishing import JournaledPublisher
     from training.learners.candidates import build_candidates
     from training.publishers import RegistryPublisher
-    from training.registry import Registry, model_spec
+    from training.registry import model_spec
     from training.system import LearningSystem
 
     registry = Registry(settings.registry_dir)
@@ -60,13 +63,14 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     return fresh, restore
 
 
-def bootstrap_challengers(registry: Any, model: str, champion_version: int) -> list[Any]:
+def bootstrap_challengers(registry: Registry, model: str, champion_version: int) -> list[Learner]:
     """The candidates `perennial bootstrap` trained beside this champion (so they start
-    trained, not from scratch); empty when the champion came from anywhere else."""
+    trained, not from scratch); empty when the champion came from anywhere else. Found by
+    their lineage (``origin`` and ``parent``), never by the wording of their note."""
     return [
         registry.load(model, v.version).learner
         for v in registry.versions(model)
-        if v.parent == champion_version and v.note.startswith("bootstrap challenger")
+        if v.parent == champion_version and v.origin is Origin.BOOTSTRAP_CANDIDATE
     ]
 
 
@@ -120,7 +124,7 @@ def build_fetcher_source(settings: TrainerSettings, consumer: Any, trainer: Trai
                                   settings.request_timeout_ms, settings.max_poll_records)
     fetcher = Fetcher(config, predictions_topic(settings.model), settings.max_poll_records)
     return FetcherSource(consumer, fetcher, lambda: trainer.offsets if trainer.loaded else {},
-                         on_restart=trainer._m.fetcher_restarts.inc)
+                         on_restart=trainer.count_fetcher_restart)
 
 
 @dataclass

@@ -30,6 +30,10 @@ class BrokerError(RuntimeError):
     """The embedded broker could not be found, started, or reached."""
 
 
+class BrokerUnreachable(BrokerError):
+    """No bootstrap server accepted a connection; the message says what to do."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (for tests and parallel local runs)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -138,6 +142,35 @@ def _port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+def check_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
+    """Raise `BrokerUnreachable` unless one bootstrap server accepts a TCP connection within
+    ``timeout_s``. A command checks this first, so a wrong address is one clear error, not
+    half a minute of a Kafka client's reconnect warnings and then a timeout."""
+    servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
+    addresses = []
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit():
+            raise BrokerUnreachable(f"invalid bootstrap server {server!r}: write HOST:PORT, e.g. 127.0.0.1:9092")
+        addresses.append((host.strip("[]"), int(port)))
+    if not addresses:
+        raise BrokerUnreachable("no bootstrap servers given: pass --bootstrap-servers HOST:PORT")
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while True:
+        for host, port in addresses:
+            try:
+                with socket.create_connection((host, port), timeout=min(2.0, max(0.1, timeout_s))):
+                    return
+            except OSError as e:
+                last = e.strerror or type(e).__name__
+        if time.monotonic() >= deadline:
+            raise BrokerUnreachable(
+                f"cannot reach Kafka at {bootstrap_servers} ({last}, for {timeout_s:g} s): start one with "
+                "`perennial broker`, or pass --bootstrap-servers HOST:PORT (or PERENNIAL_BOOTSTRAP_SERVERS)")
+        time.sleep(0.25)
 
 
 def wait_until_ready(bootstrap_servers: str, timeout_s: float = 30.0,

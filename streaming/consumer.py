@@ -226,13 +226,13 @@ class TrainerLoop:
             high = self.source.highwater(tp)
             position = self.trainer.offsets.get((tp.topic, tp.partition))
             if high is not None and position is not None:
-                self.trainer._m.lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
+                self.trainer.report_lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
 
     def _finish(self) -> None:
         """Finish cleanly: checkpoint what was handled, commit it, leave the group."""
         try:
             with self._lock:
-                if self.trainer.loaded and self.trainer._since_checkpoint:
+                if self.trainer.loaded and self.trainer.unsaved_records:
                     try:
                         self._to_commit = self.trainer.checkpoint()
                     except CheckpointFenced as e:

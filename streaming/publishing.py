@@ -21,6 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from training.learners.base import Learner
+from training.lineage import Origin
+from training.loop_types import Publisher
 from training.registry_files import append_line
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 class JournaledPublisher:
     """Wraps a `training.system.Publisher`; `position()` gives the events learned so far."""
 
-    def __init__(self, inner: Any, journal_path: Path, position: Callable[[], int]) -> None:
+    def __init__(self, inner: Publisher, journal_path: Path, position: Callable[[], int]) -> None:
         self.inner = inner
         self.path = Path(journal_path)
         self.position = position
@@ -70,8 +73,10 @@ class JournaledPublisher:
         self._record(key, result)
         return result
 
-    def publish(self, learner: Any, *, parent: int | None, metrics: dict, note: str) -> int:
-        return self._once("publish", lambda: self.inner.publish(learner, parent=parent, metrics=metrics, note=note))
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str,
+                origin: Origin = Origin.MANUAL) -> int:
+        return self._once("publish", lambda: self.inner.publish(learner, parent=parent, metrics=metrics,
+                                                                note=note, origin=origin))
 
     def promote(self, version: int, reason: str) -> None:
         self._once("promote", lambda: self.inner.promote(version, reason))
@@ -111,6 +116,6 @@ class JournaledPublisher:
                 return None
         return version
 
-    def load(self, version: int) -> Any:
+    def load(self, version: int) -> Learner:
         return self.inner.load(version)
 

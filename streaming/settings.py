@@ -32,6 +32,7 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = Field(30000, ge=1000, description="Kafka request timeout.")
     max_poll_records: int = Field(2000, ge=1, description="Records per poll; one poll is one learn batch.")
     poll_timeout_ms: int = Field(200, ge=1, description="How long a poll waits for records when the topics are idle.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="How long a command waits at start for a bootstrap server to accept a connection before it stops with an error.")
 
 
 class LoopSettings(BaseSettings):

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from streaming.checkpoint import Checkpoint, CheckpointStore
 from streaming.dedupe import RecentIds
@@ -42,6 +42,7 @@ from streaming.schemas import (
 from streaming.served_score import ServedScore
 from streaming.topics import feedback_topic, predictions_topic
 from streaming.trainer_metrics import BoundTrainerMetrics
+from training.loop_types import EventKind, SystemEvent
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,19 @@ class Trainer:
             # a spec says itself which features may be missing; the setting is for older models
             limits.pop("allow_missing_features", None)
         return ModelSchema.from_system(self.system, accept_new_classes=self._allow_new_classes, **limits)
+
+    @property
+    def unsaved_records(self) -> int:
+        """Records handled since the last checkpoint (0: a checkpoint now would add nothing)."""
+        return self._since_checkpoint
+
+    def report_lag(self, partition: str, records: float) -> None:
+        """The poll loop's view of one partition's lag; the trainer owns its metrics."""
+        self._m.lag(partition, records)
+
+    def count_fetcher_restart(self) -> None:
+        """The fetcher child died and was started again (an alertable counter)."""
+        self._m.fetcher_restarts.inc()
 
     def checkpoint_due(self) -> bool:
         if not self.loaded or self._since_checkpoint == 0:
@@ -329,23 +343,35 @@ class Trainer:
                 self._m.join(result, delta)
         self._join_counts = dict(counts)
 
-    def _on_system_events(self, events: Iterable[Any]) -> None:
+    def _on_system_events(self, events: Iterable[SystemEvent]) -> None:
+        """Metrics and the serving-side guard follow what the loop did. Matched exhaustively:
+        a kind with no branch here fails `assert_never` (and the test that feeds every kind)."""
         for e in events:
-            if e.kind == "drift":
-                self._m.drift(e.learner)
-            elif e.kind in ("promotion", "rollback", "refresh"):
-                if e.kind == "promotion":
+            match e.kind:
+                case EventKind.DRIFT:
+                    self._m.drift(e.learner)
+                    continue
+                case EventKind.CHALLENGER | EventKind.RETIRED | EventKind.ERROR:
+                    continue  # the loop logged them; learner gauges follow at the next stats refresh
+                case EventKind.PROMOTION:
                     self._m.promotions.inc()
                     if self.guard is not None and e.to_version is not None:
                         self.guard.watch(self.model, e.to_version, e.from_version)
-                elif e.kind == "rollback":
+                case EventKind.ROLLBACK:
                     self._m.rollbacks.inc()
                     if self.guard is not None:
                         self.guard.cancel()
-                else:
+                case EventKind.ADOPTED:
+                    # an operator moved the alias: the version the guard watched is no longer
+                    # served, and failing it now would undo the operator's choice
+                    if self.guard is not None:
+                        self.guard.cancel()
+                case EventKind.REFRESH:
                     self._m.last_refresh_timestamp.set(time.time())
-                self._set_champion_info()
-                log.info("%s: %s to version %s (%s): %s", self.model, e.kind, e.to_version, e.learner, e.reason)
+                case _:
+                    assert_never(e.kind)
+            self._set_champion_info()
+            log.info("%s: %s to version %s (%s): %s", self.model, e.kind, e.to_version, e.learner, e.reason)
 
     def _set_champion_info(self) -> None:
         self._m.champion(self.system.champion_version, getattr(self.system.champion, "name", "?"))

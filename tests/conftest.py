@@ -58,3 +58,16 @@ def make_registry():  # noqa: ANN201
 def stream():  # noqa: ANN201
     """`stream_events(n, seed)`: the test stream after its bootstrap part."""
     return stream_events
+
+
+@pytest.fixture
+def processes(tmp_path: Path):  # noqa: ANN201
+    """A `ProcessGroup` logging to ``tmp_path/logs``; every process it started is stopped at
+    teardown (see `tests.helpers` for why there is one way to start processes)."""
+    from service.demo.processes import ProcessGroup
+
+    group = ProcessGroup(tmp_path / "logs")
+    try:
+        yield group
+    finally:
+        group.stop_all()

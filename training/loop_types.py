@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from training.drift import DriftConfig, DriftDetector
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Label, Learner
+from training.lineage import Origin
 from training.promotion import PromotionPolicy
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -21,7 +23,8 @@ CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 class Publisher(Protocol):
     """Where the system writes versions and moves aliases (see `training.publishers`)."""
 
-    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int: ...
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str,
+                origin: Origin = Origin.MANUAL) -> int: ...
     def promote(self, version: int, reason: str) -> None: ...
     def rollback(self, reason: str) -> int: ...
     def refresh(self, version: int) -> None: ...
@@ -70,11 +73,30 @@ class Member:
     standing: bool  # a bootstrap candidate (kept for good) or a post-drift clone (may retire)
 
 
+class EventKind(StrEnum):
+    """Every kind of `SystemEvent` the loop emits. Readers ``match`` on it exhaustively
+    (``assert_never`` in the default case), so a new kind fails type checks and the tests
+    that feed every kind to each reader, instead of being silently ignored.
+
+    A `StrEnum`: it equals its value (``EventKind.DRIFT == "drift"``) and serialises as
+    the plain string in JSON and logs.
+    """
+
+    DRIFT = "drift"  # a learner's drift detector fired on its error stream
+    CHALLENGER = "challenger"  # a fresh challenger was spawned after a champion drift
+    RETIRED = "retired"  # a post-drift challenger was dropped (too many, or too old)
+    PROMOTION = "promotion"  # a challenger became champion (new version, alias moved)
+    ROLLBACK = "rollback"  # the previous champion came back (paired test or serving guard)
+    REFRESH = "refresh"  # the learning champion's snapshot was republished
+    ADOPTED = "adopted"  # someone outside the loop moved the alias; the loop followed
+    ERROR = "error"  # a decision could not be written (registry failure); retried later
+
+
 @dataclass(frozen=True)
 class SystemEvent:
     """Something the loop did that operators want to see: drift, challenger, promotion, ..."""
 
-    kind: str  # "drift" | "challenger" | "retired" | "promotion" | "rollback" | "refresh"
+    kind: EventKind
     at: int
     learner: str
     reason: str = ""
@@ -83,7 +105,8 @@ class SystemEvent:
     role: str | None = None  # the learner's role when the event happened
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        """JSON-ready: ``kind`` as its plain string, unset optional fields left out."""
+        return {k: (str(v) if k == "kind" else v) for k, v in self.__dict__.items() if v is not None}
 
 
 @dataclass(frozen=True)

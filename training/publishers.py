@@ -12,6 +12,7 @@ from typing import Any
 
 from training.learners import snapshot
 from training.learners.base import Learner
+from training.lineage import Origin
 from training.registry import Registry
 
 
@@ -22,13 +23,15 @@ class RegistryPublisher:
         self.registry = registry
         self.model = model
 
-    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int:
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str,
+                origin: Origin = Origin.MANUAL) -> int:
         reference, data_range = None, {}
         if parent is not None:
             parent_info = self.registry.info(self.model, parent)
             reference, data_range = parent_info.reference, parent_info.data_range
         info = self.registry.publish(self.model, learner, parent=parent, metrics=metrics,
-                                     data_range=data_range, reference=reference, note=note)
+                                     data_range=data_range, reference=reference, note=note,
+                                     origin=origin)
         return info.version
 
     def promote(self, version: int, reason: str) -> None:
@@ -64,11 +67,12 @@ class InMemoryPublisher:
     previous: int | None = None
     keep_bytes: bool = False
 
-    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str) -> int:
+    def publish(self, learner: Learner, *, parent: int | None, metrics: dict, note: str,
+                origin: Origin = Origin.MANUAL) -> int:
         snap = snapshot.dumps(learner)
         version = len(self.versions) + 1
         self.versions.append({"version": version, "learner": learner.name, "parent": parent,
-                              "metrics": metrics, "note": note, "size": len(snap.data),
+                              "metrics": metrics, "note": note, "origin": str(origin), "size": len(snap.data),
                               **({"snapshot": snap} if self.keep_bytes else {})})
         return version
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from training.learners import snapshot
 from training.learners.base import Learner
+from training.lineage import Origin, legacy_origin
 from training.registry_files import (
     append_line,
     atomic_write_bytes,
@@ -97,20 +98,23 @@ class VersionInfo:
     reference: dict | None
     note: str
     sha256: str
+    origin: Origin = Origin.MANUAL  # lineage: how it was made (``parent`` says from what)
     #: the model spec (`training.spec.ModelSpec.to_dict`); None in versions written before it
     spec: dict | None = None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "origin": str(self.origin)}
 
     @classmethod
     def from_dict(cls, d: dict) -> VersionInfo:
-        fields = dataclasses.fields(cls)
+        fields = [f for f in dataclasses.fields(cls) if f.name != "origin"]
         missing = [f.name for f in fields if f.name not in d
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ValueError(f"metadata lacks fields {missing}")
-        return cls(**{f.name: d[f.name] for f in fields if f.name in d})
+        # versions written before the field existed: their note is all there is to go by
+        origin = Origin(d["origin"]) if "origin" in d else legacy_origin(str(d["note"]))
+        return cls(**{f.name: d[f.name] for f in fields if f.name in d}, origin=origin)
 
 
 def model_spec(info: VersionInfo, learner: Learner) -> ModelSpec:
@@ -170,8 +174,7 @@ class Registry:
         self.root = Path(root)
         if key is None:
             key = os.environ.get(KEY_ENV) or None
-            if key is None:
-                _warn_dev_key_once()
+            if key is None:  # warned about when first used: listing versions signs nothing
                 key = _DEV_KEY
         if not isinstance(key, str | bytes | bytearray) or not key:
             raise RegistryError(f"invalid registry key of type {type(key).__name__}: "
@@ -219,6 +222,8 @@ class Registry:
     def _signature(self, metadata: bytes, artifact: bytes) -> str:
         """HMAC over the metadata *bytes* as stored, so verifying never depends on how a
         later version of this code would re-serialize them."""
+        if self._key == _DEV_KEY:
+            _warn_dev_key_once()
         mac = hmac.new(self._key, len(metadata).to_bytes(8, "big") + metadata, hashlib.sha256)
         mac.update(artifact)
         return mac.hexdigest()
@@ -405,8 +410,12 @@ class Registry:
 
     def publish(self, model: str, learner: Learner, *, parent: int | None = None,
                 metrics: dict | None = None, data_range: dict | None = None,
-                reference: dict | None = None, note: str = "") -> VersionInfo:
+                reference: dict | None = None, note: str = "",
+                origin: Origin | str = Origin.MANUAL) -> VersionInfo:
         """Write `learner` as a new immutable version (next number) and return its info.
+
+        ``origin`` and ``parent`` are its lineage (see `training.lineage`); ``note`` is free
+        text for people, never parsed.
 
         Aliases do not move (see `promote`). Older unaliased versions beyond `retain` are
         pruned afterwards.
@@ -416,6 +425,10 @@ class Registry:
             raise RegistryError(f"can only publish a Learner, got {type(learner).__name__}")
         if parent is not None:
             _check_version(parent, "parent version")
+        try:
+            origin = Origin(origin)
+        except ValueError:
+            raise RegistryError(f"invalid origin {origin!r}: one of {[o.value for o in Origin]}") from None
         fields = {"metrics": metrics or {}, "data_range": data_range or {}, "reference": reference}
         for field, value in fields.items():
             if value is not None and not isinstance(value, dict):
@@ -428,7 +441,7 @@ class Registry:
         spec = learner.spec.to_dict() if learner.spec is not None else None
         base = dict(model=model, learner=getattr(learner, "name", type(learner).__name__), spec=spec,
                     format=snap.format, class_path=snap.class_path, parent=parent,
-                    created_at=_now(), note=str(note),
+                    created_at=_now(), note=str(note), origin=origin,
                     sha256=hashlib.sha256(snap.data).hexdigest(), **fields)
 
         (model_dir / "versions").mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,12 @@ from typing import Any
 from training.baselines import NAMES as BASELINES
 from training.baselines import Baselines
 from training.bootstrap import BootstrapConfig, train_candidates
+from training.lineage import Origin
 from training.publishers import InMemoryPublisher
 from training.rows import RowError, RowValidator
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
-from training.system import LearningSystem, LoopConfig, Publisher
+from training.system import EventKind, LearningSystem, LoopConfig, Publisher
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,31 @@ def run_replay(
     config: ReplayConfig,
     publisher: Publisher | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run bootstrap + loop + baselines; ``progress(done, total, status)`` is called per window."""
+    """Run bootstrap + loop + baselines; ``progress(done, total, status)`` is called per window.
+
+    ``notice(message)`` hears every default adapted to the stream (the bootstrap size, the
+    report window): said, not silent; the result's ``notices`` keeps them too.
+    """
+    notices: list[str] = []
+
+    def tell(message: str) -> None:
+        notices.append(message)
+        if notice is not None:
+            notice(message)
+
     info = stream_info(config.stream)
     events = list(iter_stream(config.stream, config.events, config.seed, config.target))
+    if config.events is not None and len(events) < config.events:
+        tell(f"{config.stream} has only {len(events):,} events; replaying all of them, not {config.events:,}")
     n_boot = config.bootstrap_events or max(500, len(events) // 20)
     if n_boot >= len(events):
-        raise ValueError(f"bootstrap_events={n_boot} leaves nothing to replay from {len(events)} events")
+        raise ValueError(f"bootstrap_events={n_boot} leaves nothing to replay from {len(events)} events "
+                         f"of {config.stream}: pass a smaller --bootstrap-events")
+    if config.bootstrap_events is None:
+        tell(f"bootstrapping on the first {n_boot:,} of {len(events):,} events (5%, at least 500); "
+             "--bootstrap-events N to choose")
     boot_config = config.bootstrap
     if info.kind == "image" and not boot_config.image:
         boot_config = dataclasses.replace(boot_config, image=True)
@@ -68,7 +87,7 @@ def run_replay(
     champion = boot.champion.learner
     baselines = Baselines(champion, config.window)
     publisher = publisher or InMemoryPublisher()
-    version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap")
+    version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap", origin=Origin.BOOTSTRAP)
     publisher.promote(version, "bootstrap champion")
     system = LearningSystem(config.model, champion, boot.challengers, config.loop, publisher, version)
 
@@ -77,6 +96,9 @@ def run_replay(
     stream = events[n_boot:] if validator is None else _validated_stream(events[n_boot:], validator)
     # at least ~20 points on the timeline, even for a short stream
     report_window = min(config.window, max(10, len(stream) // 20))
+    if report_window != config.window:
+        tell(f"report window reduced from {config.window:,} to {report_window:,} events, so the "
+             f"{len(stream):,} replayed events give about 20 points on the timeline")
     windows: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
     window_correct = 0
@@ -99,10 +121,11 @@ def run_replay(
             window_correct, base_window = 0, dict.fromkeys(base_window, 0)
             if progress:
                 progress(i, len(stream), {"accuracy": system.served.accuracy, "champion": row["champion"],
-                                          "promotions": sum(e["kind"] == "promotion" for e in log)})
+                                          "promotions": sum(e["kind"] == EventKind.PROMOTION for e in log)})
     elapsed = time.perf_counter() - started
-    return _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed,
-                   report_window)
+    result = _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed,
+                     report_window)
+    return {**result, "notices": notices}
 
 
 def _validated_stream(events: list, validator: RowValidator) -> list:
@@ -139,14 +162,14 @@ def _result(config, info, boot, system, baselines, windows, log, n_boot, n_strea
         "window": report_window,
         "windows": windows,
         "true_drifts": drift_positions(total, info.n_phases) if info.n_phases > 1 else [],
-        "drifts": [e["at"] for e in log if e["kind"] == "drift" and e.get("role") == "champion"],
-        "drift_events": [e for e in log if e["kind"] == "drift"],
+        "drifts": [e["at"] for e in log if e["kind"] == EventKind.DRIFT and e.get("role") == "champion"],
+        "drift_events": [e for e in log if e["kind"] == EventKind.DRIFT],
         "promotions": [{"at": e["at"], "from_version": e.get("from_version"), "to_version": e.get("to_version"),
-                        "learner": e["learner"], "reason": e["reason"]} for e in log if e["kind"] == "promotion"],
+                        "learner": e["learner"], "reason": e["reason"]} for e in log if e["kind"] == EventKind.PROMOTION],
         "rollbacks": [{"at": e["at"], "from_version": e.get("from_version"), "to_version": e.get("to_version"),
-                       "learner": e["learner"], "reason": e["reason"]} for e in log if e["kind"] == "rollback"],
-        "refreshes": sum(e["kind"] == "refresh" for e in log),
-        "challengers": [e for e in log if e["kind"] in ("challenger", "retired")],
+                       "learner": e["learner"], "reason": e["reason"]} for e in log if e["kind"] == EventKind.ROLLBACK],
+        "refreshes": sum(e["kind"] == EventKind.REFRESH for e in log),
+        "challengers": [e for e in log if e["kind"] in (EventKind.CHALLENGER, EventKind.RETIRED)],
         "baselines": baselines.summary(),
         "learners": learners,
         "bootstrap": boot.summary(),

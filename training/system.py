@@ -28,10 +28,12 @@ from collections.abc import Sequence
 
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Features, Label, Learner, check_features
+from training.lineage import Origin
 from training.loop_types import (  # re-exported: callers import them from here
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
+    EventKind,
     LearnerStats,
     LoopConfig,
     Member,
@@ -139,7 +141,7 @@ class LearningSystem:
             return StepResult(served_pred, served_correct, _NO_EVENTS)  # the common case
         events: list[SystemEvent] = []
         for m in drifted:
-            events.append(SystemEvent("drift", t, m.learner_id,
+            events.append(SystemEvent(EventKind.DRIFT, t, m.learner_id,
                                       f"{self.config.drift.method} on {m.role} {m.learner_id}'s error stream",
                                       role=m.role))
             if m is champion and self.config.spawn_on_drift:
@@ -156,7 +158,7 @@ class LearningSystem:
                 events.extend(self._refresh())
         except Exception as exc:  # noqa: BLE001 - any publisher failure, reported as an event
             log.exception("%s: a decision at event %d could not be written", self.model, t)
-            events.append(SystemEvent("error", t, self._champion.learner_id,
+            events.append(SystemEvent(EventKind.ERROR, t, self._champion.learner_id,
                                       f"decision not written: {type(exc).__name__}: {exc}"))
         for e in events:
             log.info("%s at event %d: %s %s", e.kind, e.at, e.learner, e.reason)
@@ -165,7 +167,7 @@ class LearningSystem:
     def _spawn_challenger(self, champion: Member) -> list[SystemEvent]:
         self._drifts_seen += 1
         fresh = self._add(champion.learner.clone(), CHALLENGER, standing=False, fresh=True)
-        events = [SystemEvent("challenger", self.events_learned, fresh.learner_id,
+        events = [SystemEvent(EventKind.CHALLENGER, self.events_learned, fresh.learner_id,
                               f"fresh {champion.learner.name} learning only post-drift data")]
         spawned = [m for m in self.members if not m.standing and m.role == CHALLENGER]
         while len(spawned) > self.config.max_fresh_challengers:
@@ -183,7 +185,7 @@ class LearningSystem:
 
     def _retire(self, m: Member, reason: str) -> SystemEvent:
         self.members.remove(m)
-        return SystemEvent("retired", self.events_learned, m.learner_id, reason)
+        return SystemEvent(EventKind.RETIRED, self.events_learned, m.learner_id, reason)
 
     def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult:
         """`PairedResult.from_bits` of the last ``last`` shared events, counted in C: this
@@ -222,7 +224,7 @@ class LearningSystem:
         if self.publisher is not None:
             metrics = dict(new.metrics.summary(), p_value=decision.p_value, gain=decision.gain)
             to_version = self.publisher.publish(new.learner, parent=from_version, metrics=metrics,
-                                                note=f"promotion: {decision.reason}")
+                                                note=f"promotion: {decision.reason}", origin=Origin.PROMOTION)
             self.publisher.promote(to_version, decision.reason)
         for m in self.members:  # at most one "previous": the one this promotion replaces
             if m.role == PREVIOUS:
@@ -233,7 +235,7 @@ class LearningSystem:
         self._last_change = self._last_refresh = self.events_learned
         self._guard = (new.learner_id, old.learner_id, self.events_learned)
         self._replaced = old.learner_id
-        return SystemEvent("promotion", self.events_learned, new.learner_id, decision.reason,
+        return SystemEvent(EventKind.PROMOTION, self.events_learned, new.learner_id, decision.reason,
                            from_version, to_version)
 
     def _check_rollback(self) -> list[SystemEvent]:
@@ -283,7 +285,7 @@ class LearningSystem:
         self.champion_version = to_version
         self._guard = self._replaced = None
         self._last_change = self._last_refresh = t
-        return SystemEvent("rollback", t, old.learner_id, reason, from_version, to_version)
+        return SystemEvent(EventKind.ROLLBACK, t, old.learner_id, reason, from_version, to_version)
 
     def _adopt_external_champion(self) -> list[SystemEvent]:
         """Someone else moved the ``champion`` alias (an operator's rollback or promotion):
@@ -305,7 +307,7 @@ class LearningSystem:
         self._champion, self._guard, self._replaced = new, None, None
         from_version, self.champion_version = self.champion_version, version
         self._last_change = self._last_refresh = self.events_learned
-        return [SystemEvent("adopted", self.events_learned, new.learner_id,
+        return [SystemEvent(EventKind.ADOPTED, self.events_learned, new.learner_id,
                             f"champion alias moved outside the trainer to v{version}; adopted",
                             from_version, version)]
 
@@ -332,10 +334,11 @@ class LearningSystem:
             return []
         champ = self._champion
         version = self.publisher.publish(champ.learner, parent=self.champion_version,
-                                         metrics=champ.metrics.summary(), note="refresh")
+                                         metrics=champ.metrics.summary(), note="refresh",
+                                         origin=Origin.REFRESH)
         self.publisher.refresh(version)
         from_version, self.champion_version = self.champion_version, version
-        return [SystemEvent("refresh", self.events_learned, champ.learner_id,
+        return [SystemEvent(EventKind.REFRESH, self.events_learned, champ.learner_id,
                             f"champion snapshot after {self.events_learned} events", from_version, version)]
 
     # -- reporting and persistence ---------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from service.cli_support import add_stream_flag
+
 SETTING_FLAGS = ["registry_dir", "candidates", "validation_fraction", "augment_copies", "max_epochs",
                  "mlp_hidden_layers", "mlp_activation", "mlp_lr", "mlp_batch_size"]
 
@@ -15,10 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "candidate, select by validation macro-F1, write an evaluation report and a "
                     "loss-curve PNG, and register the winner as the model's champion.",
     )
-    p.add_argument("--stream", required=True, help="built-in stream name or CSV path")
+    add_stream_flag(p)
     p.add_argument("--model", required=True, help="model name (letters, digits, . _ -)")
     p.add_argument("--registry", dest="registry_dir", help="registry directory (default ./.perennial/registry)")
-    p.add_argument("--events", type=int, default=5000, help="events to train on (default 5000)")
+    p.add_argument("--events", type=int, default=5000,
+                   help="events to train on (default 5000; all of a shorter stream, with a notice)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
     p.add_argument("--target", default="label", help="label column of a CSV stream")
     p.add_argument("--task", choices=["classification", "regression"],
@@ -47,54 +50,60 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     from pathlib import Path
 
+    from service.cli_support import UsageError, notice, resolve_stream
     from service.offline_settings import OfflineSettings, apply_flags
     from training.bootstrap import train_candidates
     from training.data_prep import Split
-    from training.registry import Registry, RegistryError
+    from training.lineage import Origin
+    from training.registry import Registry
     from training.report import plot_loss_curves, write_json
-    from training.spec import FeatureKind, ModelSpec, SpecError, Task
+    from training.spec import FeatureKind, ModelSpec, Task
     from training.streams import iter_stream, stream_info
 
-    try:
-        settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
-        info = stream_info(args.stream)
-        events = list(itertools.islice(iter_stream(args.stream, None, args.seed, args.target), args.events))
-        registry = Registry(settings.registry_dir)
-        spec = ModelSpec.load(args.spec_file) if args.spec_file else None
-        kinds = {c: FeatureKind.CATEGORICAL for c in _columns(args.categorical)}
-        kinds.update({c: FeatureKind.NUMERIC for c in _columns(args.numeric)})
-        # a file is split at random (it may be sorted); a stream keeps time order
-        split = Split(args.split) if args.split else (Split.TIME if info.default_events else Split.RANDOM)
-        config = dataclasses.replace(
-            settings.bootstrap_config(image=info.kind == "image"), split=split, force=args.force,
-            task=Task(args.task) if args.task else None, target=args.target, kinds=kinds,
-            optional=tuple(_columns(args.optional)))
-        candidates = settings.candidates or "the task's defaults"
-        print(f"bootstrap {args.model} from {len(events):,} events of {args.stream}; candidates {candidates}")
-        result = train_candidates(events, config, on_progress=lambda msg: print(f"  {msg}..."), spec=spec)
-        print(f"\nmodel spec ({'from ' + args.spec_file if spec else 'inferred from the data'}):")
-        print(result.spec.describe())
-        for notice in result.notices:
-            print(f"notice: {notice}")
-        champion = result.champion
-        version = registry.publish(
-            args.model, champion.learner, metrics=champion.validation,
-            data_range={"stream": args.stream, "first_event": 0, "last_event": len(events) - 1,
-                        "seed": args.seed, "split": result.split},
-            reference=result.reference,
-            note=f"bootstrap: best {result.selected_by} of {', '.join(c.name for c in result.candidates)}",
-        )
-        registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
-        for other in result.candidates:  # the trainer starts its challengers from these
-            if other is not champion:
-                registry.publish(args.model, other.learner, parent=version.version, metrics=other.validation,
-                                 data_range=version.data_range, reference=result.reference,
-                                 note=f"bootstrap challenger ({other.name})")
-    except (ValueError, FileNotFoundError, RegistryError, SpecError) as exc:
-        print(f"error: {exc}")
-        return 2
+    # bad values raise (ValueError, RegistryError, FileNotFoundError; SpecError and
+    # BootstrapRefused are ValueErrors): `perennial` makes each one line
+    stream = resolve_stream(args, "bootstrap")
+    if args.events < 2:
+        raise UsageError(f"--events {args.events}: bootstrap needs at least 2 events (train and validation)")
+    settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
+    info = stream_info(stream)
+    events = list(itertools.islice(iter_stream(stream, None, args.seed, args.target), args.events))
+    if len(events) < args.events:
+        notice(f"{stream} has only {len(events):,} events; bootstrapping on all of them, not --events {args.events:,}")
+    registry = Registry(settings.registry_dir)
+    spec = ModelSpec.load(args.spec_file) if args.spec_file else None
+    kinds = {c: FeatureKind.CATEGORICAL for c in _columns(args.categorical)}
+    kinds.update({c: FeatureKind.NUMERIC for c in _columns(args.numeric)})
+    # a file is split at random (it may be sorted); a stream keeps time order
+    split = Split(args.split) if args.split else (Split.TIME if info.default_events else Split.RANDOM)
+    config = dataclasses.replace(
+        settings.bootstrap_config(image=info.kind == "image"), split=split, force=args.force,
+        task=Task(args.task) if args.task else None, target=args.target, kinds=kinds,
+        optional=tuple(_columns(args.optional)))
+    candidates = settings.candidates or "the task's defaults"
+    print(f"bootstrap {args.model} from {len(events):,} events of {stream}; candidates {candidates}")
+    result = train_candidates(events, config, on_progress=lambda msg: print(f"  {msg}..."), spec=spec)
+    print(f"\nmodel spec ({'from ' + args.spec_file if spec else 'inferred from the data'}):")
+    print(result.spec.describe())
+    for text in result.notices:
+        notice(text)
+    champion = result.champion
+    version = registry.publish(
+        args.model, champion.learner, metrics=champion.validation,
+        data_range={"stream": stream, "first_event": 0, "last_event": len(events) - 1, "seed": args.seed,
+                    "split": result.split},
+        reference=result.reference,
+        note=f"bootstrap: best {result.selected_by} of {', '.join(c.name for c in result.candidates)}",
+        origin=Origin.BOOTSTRAP,
+    )
+    registry.promote(args.model, version.version, f"bootstrap champion ({champion.name})")
+    for other in result.candidates:  # the trainer starts its challengers from these
+        if other is not champion:
+            registry.publish(args.model, other.learner, parent=version.version, metrics=other.validation,
+                             data_range=version.data_range, reference=result.reference,
+                             note=f"bootstrap challenger ({other.name})", origin=Origin.BOOTSTRAP_CANDIDATE)
     report_dir = Path(args.report_dir or Path(settings.registry_dir) / args.model / "reports" / f"v{version.version}")
-    report = dict(result.summary(), model=args.model, version=version.version, stream=args.stream)
+    report = dict(result.summary(), model=args.model, version=version.version, stream=stream)
     write_json(report, report_dir / "report.json")
     plot_loss_curves({c.name: (c.curve, c.x_label) for c in result.candidates}, report_dir / "loss_curves.png")
     print(f"\nsplit: {result.split}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from service.cli_support import add_stream_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "labels back through /feedback after a delay. Shows a live status, then writes a "
                     "summary, a JSON and a PNG timeline. Stops every process it started.",
     )
-    p.add_argument("--stream", default="agrawal-drift", help="drifting stream (default agrawal-drift)")
+    add_stream_flag(p, default="agrawal-drift")
     p.add_argument("--events", type=int, default=30_000, help="total events, bootstrap included (default 30000)")
     p.add_argument("--bootstrap-events", type=int, default=2_000, help="events for the first champion (default 2000)")
     p.add_argument("--rate", type=float, default=150.0, help="events per second through /predict (default 150)")
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from service.cli_support import resolve_stream
     from service.demo.run import DemoConfig, run_demo, summary
     from training.registry import RegistryError
     from training.report import plot_timeline, write_json
@@ -45,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
 
-    config = DemoConfig(stream=args.stream, events=args.events, bootstrap_events=args.bootstrap_events,
+    config = DemoConfig(stream=resolve_stream(args, "demo"), events=args.events, bootstrap_events=args.bootstrap_events,
                         rate=args.rate, label_delay_s=args.label_delay, candidates=args.candidates,
                         seed=args.seed, workdir=Path(args.workdir))
     try:
         result = run_demo(config, say=lambda line: print(line, flush=True))
     except (RuntimeError, ValueError, OSError, httpx.HTTPError, RegistryError) as exc:
-        print(f"demo failed: {type(exc).__name__}: {exc}")
+        detail = str(exc).splitlines()[1:]  # the FAILURE line said the first; a child's log tail follows
+        if detail:
+            print("\n".join(["last lines of its log:", *detail]), flush=True)
         return 1
     print(summary(result))
     print(f"wrote {write_json(result, args.json_path)}")

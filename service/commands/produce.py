@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from service.cli_support import add_stream_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "produce",
         help="replay a stream to Kafka as prediction records followed by label-only feedback",
-        description="Publish STREAM (a built-in name or a CSV path) to <model>.predictions, and each "
+        description="Publish --stream NAME (a built-in name or a CSV path) to <model>.predictions, and each "
         "label to <model>.feedback after --label-delay seconds: the traffic of a real application.",
     )
-    p.add_argument("stream", help="built-in stream name (agrawal-drift, sea-drift, ...) or a CSV path")
+    add_stream_flag(p, positional_deprecated=True)
     p.add_argument("--model", required=True, help="model name (topics <model>.predictions / .feedback)")
     p.add_argument("--rate", type=float, default=0.0, help="events per second (default 0: as fast as possible)")
     p.add_argument("--label-delay", type=float, default=1.0, help="seconds between a prediction and its label (default 1)")
@@ -30,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import itertools
     import logging
-    import sys
 
-    from streaming.broker import ensure_topics
+    from service.cli_support import open_registry, require_champion, resolve_stream
+    from streaming.broker import check_reachable, ensure_topics
     from streaming.producer import EventProducer
     from streaming.replay import replay
     from streaming.settings import KafkaSettings
@@ -42,23 +44,21 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings = KafkaSettings(**{k: v for k, v in {"bootstrap_servers": args.bootstrap_servers,
                                                    "partitions": args.partitions}.items() if v is not None})
-    try:
-        n = None if args.events is None else args.events + args.skip
-        events = itertools.islice(iter_stream(args.stream, n, args.seed, args.target), args.skip, None)
-    except ValueError as e:
-        print(f"perennial produce: {e}", file=sys.stderr)
-        return 2
+    stream = resolve_stream(args, "produce")
+    n = None if args.events is None else args.events + args.skip
+    events = itertools.islice(iter_stream(stream, n, args.seed, args.target), args.skip, None)
     predict, version = None, None
     if args.registry:
-        from training.registry import Registry
-
-        loaded = Registry(args.registry).load(args.model, "champion")
+        registry = open_registry(args.registry)
+        require_champion(registry, args.model)
+        loaded = registry.load(args.model, "champion")
         version = loaded.info.version
 
         def predict(x):  # noqa: ANN001, ANN202 - small local adapter
             proba = loaded.learner.predict_proba_one(x)
             return (max(proba, key=proba.__getitem__) if proba else None), proba
 
+    check_reachable(settings.bootstrap_servers, settings.connect_timeout_s)
     if settings.create_topics:
         ensure_topics(settings.bootstrap_servers, model_topics(args.model), settings.partitions,
                       settings.replication_factor)

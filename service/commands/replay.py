@@ -1,8 +1,10 @@
-"""`perennial replay STREAM`: the whole learning loop offline, with baselines, JSON and a plot."""
+"""`perennial replay --stream STREAM`: the whole learning loop offline, with baselines, JSON and a plot."""
 
 from __future__ import annotations
 
 import argparse
+
+from service.cli_support import add_stream_flag
 
 SETTING_FLAGS = ["candidates", "window", "check_every", "refresh_every", "drift_delta",
                  "promotion_margin", "promotion_alpha", "promotion_min_events"]
@@ -15,10 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "detection, promotion, rollback guard and snapshot refresh over the rest, beside "
                     "the 'static' and 'online_only' baselines. No Kafka needed.",
     )
-    p.add_argument("stream", help="agrawal-drift, agrawal, sea-drift, digits-rotate, phishing, shuttle, or a CSV path")
+    add_stream_flag(p, positional_deprecated=True)
     p.add_argument("--events", type=int, help="total events, bootstrap included (default: the stream's own)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
-    p.add_argument("--window", type=int, help="events per reported window (default 1000)")
+    p.add_argument("--window", type=int, help="events per reported window (default 1000; reduced, with a "
+                   "notice, so a short stream still gives about 20 points)")
     p.add_argument("--bootstrap-events", type=int, help="events for offline bootstrap (default 5%%, at least 500)")
     p.add_argument("--target", default="label", help="label column of a CSV stream (default 'label')")
     p.add_argument("--json", dest="json_path", help="write the result JSON here")
@@ -37,23 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from service.cli_support import notice, resolve_stream
     from service.offline_settings import OfflineSettings, apply_flags
     from training.replay import ReplayConfig, run_replay
     from training.report import plot_timeline, write_json
     from training.streams import stream_info
 
-    try:  # a ValidationError is a ValueError: bad flags and env values end here, not in a traceback
-        info = stream_info(args.stream)
-        settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
-        config = ReplayConfig(
-            stream=args.stream, events=args.events, seed=args.seed, window=settings.window,
-            bootstrap_events=args.bootstrap_events, target=args.target,
-            bootstrap=settings.bootstrap_config(image=info.kind == "image"), loop=settings.loop_config(),
-        )
-    except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"replay {args.stream}: {info.description}; bootstrapping candidates {settings.candidates}...")
+    # bad flags and env values raise ValueError (pydantic's included): `perennial` makes each one line
+    stream = resolve_stream(args, "replay")
+    info = stream_info(stream)
+    settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
+    config = ReplayConfig(
+        stream=stream, events=args.events, seed=args.seed, window=settings.window,
+        bootstrap_events=args.bootstrap_events, target=args.target,
+        bootstrap=settings.bootstrap_config(image=info.kind == "image"), loop=settings.loop_config(),
+    )
+    print(f"replay {stream}: {info.description}; bootstrapping candidates {settings.candidates}...")
     bar = tqdm(total=None, unit="ev", disable=args.no_progress, smoothing=0.1)
 
     def progress(done: int, total: int, status: dict) -> None:
@@ -63,12 +65,9 @@ def run(args: argparse.Namespace) -> int:
                         promotions=status["promotions"])
 
     try:
-        result = run_replay(config, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
+        result = run_replay(config, progress=progress, notice=lambda m: (bar.clear(), notice(m)))
+    finally:
         bar.close()
-        print(f"error: {exc}")
-        return 2
-    bar.close()
     print(summary(result))
     if args.json_path:
         print(f"wrote {write_json(result, args.json_path)}")

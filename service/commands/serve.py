@@ -70,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
     # BentoML starts its workers in the working dir; a relative registry must stay relative to *here*.
     env["PERENNIAL_REGISTRY_DIR"] = str(Path(registry).resolve())
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    try:
-        argv = server_argv(env)
-    except Exception as e:  # pydantic's message names the field and the bad value
-        print(f"perennial serve: invalid settings: {e}", file=sys.stderr)
-        return 2
+    argv = server_argv(env)  # a bad setting raises pydantic's ValidationError: one line in `perennial`
     os.environ.update(env)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -31,12 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
-    import sys
     import threading
 
-    from pydantic import ValidationError
-
+    from service.cli_support import UsageError, open_registry, require_champion
     from streaming.bootstrap import build_process
+    from streaming.broker import check_reachable
     from streaming.settings import TrainerSettings
 
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -44,19 +43,19 @@ def run(args: argparse.Namespace) -> int:
     # rebalance callbacks do that on purpose (checkpoint before partitions go, restore when
     # they come), so the warning would only alarm operators
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
-    try:
-        settings = TrainerSettings.from_flags(
-            model=args.model, bootstrap_servers=args.bootstrap_servers, registry_dir=args.registry_dir,
-            checkpoint_dir=args.checkpoint_dir, metrics_port=args.metrics_port, candidates=args.candidates,
-            checkpoint_every_events=args.checkpoint_every_events,
-            checkpoint_interval_s=args.checkpoint_interval_s, partitions=args.partitions,
-        )
-    except ValidationError as e:
-        print(f"perennial train: invalid settings:\n{e}", file=sys.stderr)
-        return 2
+    # a ValidationError (bad flag or PERENNIAL_* value) becomes one line in `perennial`
+    settings = TrainerSettings.from_flags(
+        model=args.model, bootstrap_servers=args.bootstrap_servers, registry_dir=args.registry_dir,
+        checkpoint_dir=args.checkpoint_dir, metrics_port=args.metrics_port, candidates=args.candidates,
+        checkpoint_every_events=args.checkpoint_every_events,
+        checkpoint_interval_s=args.checkpoint_interval_s, partitions=args.partitions,
+    )
     if not settings.model:
-        print("perennial train: --model NAME is required (or PERENNIAL_MODEL)", file=sys.stderr)
-        return 2
+        raise UsageError("--model NAME is required (or PERENNIAL_MODEL)")
+    # what a user can get wrong, checked before anything connects: the first assignment would
+    # otherwise fail deep in the consumer loop, a traceback with the cause buried in it
+    require_champion(open_registry(settings.registry_dir), settings.model)
+    check_reachable(settings.bootstrap_servers, settings.connect_timeout_s)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -65,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    try:
-        process = build_process(settings, stop=stop)
-    except Exception as e:  # noqa: BLE001 - startup errors go to the user, not a traceback
-        print(f"perennial train: cannot start: {e}", file=sys.stderr)
-        return 1
+    process = build_process(settings, stop=stop)
     print(f"training model {settings.model!r} from {settings.bootstrap_servers} "
           f"(group perennial-trainer-{settings.model}, metrics port {settings.metrics_port or 'off'})", flush=True)
     process.run()

@@ -30,8 +30,12 @@ class ProcessGroup:
         self.children: list[tuple[str, subprocess.Popen]] = []
         atexit.register(self.stop_all)
 
+    def log_path(self, name: str) -> Path:
+        """Where the output of the child called ``name`` goes (appended across restarts)."""
+        return self.log_dir / f"{name}.log"
+
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log_path = self.log_dir / f"{name}.log"
+        log_path = self.log_path(name)
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -5,10 +5,11 @@
 3. start the trainer (`perennial train`) and the service (`perennial serve`);
 4. drive traffic like an application: ``/predict``, then the true label to ``/feedback``
    after a delay — the trainer learns only from what came through the service;
-5. show a live status line, then a summary, the JSON (replay's fields plus
-   ``served_versions``) and a PNG timeline.
+5. show a live status line and the events that matter (`service.demo.terminal`), then a
+   summary, the JSON (replay's fields plus ``served_versions``) and a PNG timeline.
 
 Every process it starts is stopped at the end, on failure and on Ctrl-C (`ProcessGroup`).
+Every process it starts listens on 127.0.0.1 only: a demo serves the local machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 
 from service.demo.processes import ProcessGroup
 from service.demo.status import TrainerStatus, scrape
+from service.demo.terminal import DemoTerminal, EventFeed, legend, logs_to_file
 from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port, wait_until_ready
 from training.baselines import Baselines
@@ -71,27 +73,34 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the demo; ``say`` gets the terminal's lines (status and events), nothing else."""
     info = stream_info(config.stream)
     workdir = config.workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     registry_dir, checkpoints, logs = workdir / "registry", workdir / "checkpoints", workdir / "logs"
-    procs = ProcessGroup(logs)
-    try:
-        return _run(config, info, procs, registry_dir, checkpoints, logs, say)
-    finally:
-        procs.stop_all()
-        say(f"stopped every process the demo started; logs in {logs}")
+    term = DemoTerminal(say)
+    with logs_to_file(logs / "demo.log"):
+        procs = ProcessGroup(logs)
+        try:
+            return _run(config, info, procs, registry_dir, checkpoints, logs, term)
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            term.event("failure", f"{type(exc).__name__}: {first} (logs in {logs})")
+            raise
+        finally:
+            procs.stop_all()
+            term.status(f"stopped every process the demo started; logs in {logs}")
 
 
-def _run(config, info, procs, registry_dir, checkpoints, logs, say) -> dict[str, Any]:
+def _run(config, info, procs, registry_dir, checkpoints, logs, term: DemoTerminal) -> dict[str, Any]:
     broker_port, http_port, grpc_port, metrics_port = (free_port() for _ in range(4))
     servers = f"127.0.0.1:{broker_port}"
-    say(f"starting the embedded broker on {servers} (memory only)")
-    broker = procs.perennial("broker", "broker", "--port", str(broker_port))
+    term.status(f"starting the embedded broker on {servers} (memory only)")
+    broker = procs.perennial("broker", "broker", "--port", str(broker_port), "--host", "127.0.0.1")
     wait_until_ready(servers, timeout_s=60, process=broker)
 
-    say(f"bootstrapping '{config.model}' on the first {config.bootstrap_events:,} events of {config.stream}")
+    term.status(f"bootstrapping '{config.model}' on the first {config.bootstrap_events:,} events of {config.stream}")
     code = procs.perennial("bootstrap", "bootstrap", "--stream", config.stream, "--model", config.model,
                            "--registry", str(registry_dir), "--events", str(config.bootstrap_events),
                            "--seed", str(config.seed), "--candidates", config.candidates).wait()
@@ -100,20 +109,21 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, say) -> dict[str,
     procs.children = [(n, p) for n, p in procs.children if n != "bootstrap"]
     registry = Registry(registry_dir)
     first = registry.load(config.model, "champion")
-    say(f"champion v{first.info.version}: {first.info.learner} "
-        f"(validation accuracy {first.info.metrics.get('accuracy', 0):.3f})")
+    term.status(f"champion v{first.info.version}: {first.info.learner} "
+                f"(validation accuracy {first.info.metrics.get('accuracy', 0):.3f})")
+    term.status(legend(config.candidates))
 
-    say("starting the trainer and the service")
+    term.status("starting the trainer and the service (127.0.0.1 only)")
     procs.perennial("trainer", "train", "--model", config.model, "--bootstrap-servers", servers,
                     "--registry", str(registry_dir), "--checkpoint-dir", str(checkpoints),
                     "--metrics-port", str(metrics_port), "--candidates", config.candidates,
                     env=config.trainer_env)
-    procs.perennial("service", "serve", "--registry", str(registry_dir), "--port", str(http_port),
-                    "--grpc-port", str(grpc_port), "--bootstrap-servers", servers)
+    procs.perennial("service", "serve", "--registry", str(registry_dir), "--host", "127.0.0.1",
+                    "--port", str(http_port), "--grpc-port", str(grpc_port), "--bootstrap-servers", servers)
     base_url = f"http://127.0.0.1:{http_port}"
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     _wait_ready(procs, base_url, metrics_url, config.model)
-    say(f"service ready on {base_url} (gRPC :{grpc_port}); trainer metrics on {metrics_url}")
+    term.status(f"service ready on {base_url} (gRPC :{grpc_port}); trainer metrics on {metrics_url}")
 
     events = list(iter_stream(config.stream, config.events, config.seed))[config.bootstrap_events:]
     baselines = Baselines(first.learner, config.window, delay=int(config.rate * config.label_delay_s))
@@ -123,6 +133,7 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, say) -> dict[str,
     served_metrics = PrequentialMetrics(config.window)
     acc = {"served": 0, "static": 0, "online_only": 0, "n": 0}
     last_status = [0.0, TrainerStatus()]
+    feed = EventFeed(registry, config.model)
 
     def on_event(i, x, y, prediction) -> None:
         proba = prediction.get("probabilities") or {}
@@ -147,19 +158,24 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, say) -> dict[str,
         procs.check_alive()
         status = scrape(metrics_url, config.model) or last_status[1]
         last_status[:] = [now, status]
+        for kind, text in feed.new_events(status):
+            term.event(kind, text)
         served = driver.served
         recent = served.correct[-config.window:]
-        say(f"[{len(served.correct):>6,}/{len(events):,}] served v{served.versions[-1]} "
-            f"acc {sum(recent) / max(1, len(recent)):.3f} | {status.line()}")
+        term.status(f"{len(served.correct):>6,}/{len(events):,} served v{served.versions[-1]} "
+                    f"acc {sum(recent) / max(1, len(recent)):.3f} | "
+                    f"{status.line(champion_fallback=registry.alias(config.model, 'champion'))}")
 
     started = time.monotonic()
     try:
         served = driver.run(events, on_event=on_event, on_tick=on_tick)
     finally:
         driver.close()
-    say(f"sent {len(served.correct):,} predictions and their labels in {time.monotonic() - started:.0f} s; "
-        "waiting for the trainer to catch up")
-    status = _catch_up(procs, metrics_url, config, len(served.correct), say)
+    term.status(f"sent {len(served.correct):,} predictions and their labels in {time.monotonic() - started:.0f} s; "
+                "waiting for the trainer to catch up")
+    status = _catch_up(procs, metrics_url, config, len(served.correct), term)
+    for kind, text in feed.new_events(status):
+        term.event(kind, text)
     return _result(config, info, registry, served, served_metrics, baselines, windows, status,
                    time.monotonic() - started)
 
@@ -179,7 +195,7 @@ def _wait_ready(procs: ProcessGroup, base_url: str, metrics_url: str, model: str
     raise RuntimeError(f"service ready: {service_ready}, trainer up: {trainer_up} after {timeout_s:.0f} s")
 
 
-def _catch_up(procs, metrics_url, config, sent: int, say) -> TrainerStatus:
+def _catch_up(procs, metrics_url, config, sent: int, term: DemoTerminal) -> TrainerStatus:
     deadline = time.monotonic() + config.catch_up_timeout_s
     status = TrainerStatus()
     while time.monotonic() < deadline:
@@ -189,7 +205,7 @@ def _catch_up(procs, metrics_url, config, sent: int, say) -> TrainerStatus:
             break
         time.sleep(1.0)
     else:
-        say(f"warning: the trainer learned {status.learned:,.0f} of {sent:,} events before the timeout")
+        term.event("warning", f"the trainer learned {status.learned:,.0f} of {sent:,} events before the timeout")
     time.sleep(2.0)  # the service notices the last alias move within its watch interval
     return scrape(metrics_url, config.model) or status
 

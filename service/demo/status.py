@@ -16,14 +16,18 @@ class TrainerStatus:
     rollbacks: float = 0
     champion_version: str | None = None
     learners: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (role, window acc)
+    drifts_by_learner: dict[str, float] = field(default_factory=dict)
 
-    def line(self) -> str:
+    def line(self, champion_fallback: int | None = None) -> str:
+        """One status line. ``champion_fallback`` (the registry's alias) stands in for the
+        champion's version until the trainer reports it, so no line says ``v?``."""
         def order(item):
             return (item[1][0] != "champion", item[0])
 
         accs = "  ".join(f"{lid}{'*' if role == 'champion' else ''} {acc:.3f}"
                          for lid, (role, acc) in sorted(self.learners.items(), key=order))
-        return (f"learned {self.learned:,.0f} | champion v{self.champion_version or '?'} | "
+        champion = self.champion_version or (str(champion_fallback) if champion_fallback is not None else "?")
+        return (f"learned {self.learned:,.0f} | champion v{champion} | "
                 f"drifts {self.drifts:.0f} promotions {self.promotions:.0f} rollbacks {self.rollbacks:.0f} | {accs}")
 
 
@@ -44,6 +48,8 @@ def scrape(url: str, model: str, timeout_s: float = 2.0) -> TrainerStatus | None
                 status.learned = sample.value
             elif name == "perennial_drift_detected_total":
                 status.drifts += sample.value
+                learner = labels.get("learner", "?")
+                status.drifts_by_learner[learner] = status.drifts_by_learner.get(learner, 0) + sample.value
             elif name == "perennial_promotions_total":
                 status.promotions = sample.value
             elif name == "perennial_rollbacks_total":

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for  # re-exported: `kio.wait_for` and older imports keep working
+
 _models = itertools.count(1)
 
 
@@ -84,20 +86,6 @@ def read_topic(bootstrap: str, topic: str, expected: int, idle_s: float = 3.0) -
         consumer.close()
 
 
-def wait_for(condition, what: str, guard_s: float = 600.0, every_s: float = 0.2):  # noqa: ANN001
-    """Poll `condition` until truthy; the guard only turns a hang into a clear failure."""
-    import time
-
-    deadline = time.monotonic() + guard_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(every_s)
-
-
 @pytest.fixture
 def kio():  # noqa: ANN201
     """Kafka test helpers (produce, read a topic, wait, scale sizes) as one fixture."""
@@ -153,39 +141,28 @@ def running_trainer():  # noqa: ANN201
 
 
 @pytest.fixture
-def trainer_cli(tmp_path: Path):  # noqa: ANN201
-    """Start `perennial train` subprocesses (real CLI); every one is killed at teardown."""
-    import signal
-    import subprocess
-    import sys
-
-    procs: list[subprocess.Popen] = []
-    root = Path(__file__).resolve().parents[2]
+def trainer_cli(processes):  # noqa: ANN001, ANN201
+    """Start `perennial train` subprocesses (the real CLI) in the ``processes`` group; each
+    start gets its own log (``proc.log_path``); all are stopped at teardown."""
+    started = itertools.count()
 
     def start(settings, name: str = "trainer"):  # noqa: ANN001, ANN202
-        env = {**os.environ,
-               "PERENNIAL_CHECKPOINT_EVERY_EVENTS": str(settings.checkpoint_every_events),
+        env = {"PERENNIAL_CHECKPOINT_EVERY_EVENTS": str(settings.checkpoint_every_events),
                "PERENNIAL_CHECKPOINT_INTERVAL_S": str(settings.checkpoint_interval_s),
                "PERENNIAL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
                "PERENNIAL_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
                "PERENNIAL_MAX_POLL_RECORDS": str(settings.max_poll_records)}
-        log = open(tmp_path / f"{name}-{len(procs)}.log", "wb")  # noqa: SIM115 - lives with the process
-        cmd = [sys.executable, "-m", "service.cli", "train", "--model", settings.model,
-               "--bootstrap-servers", settings.bootstrap_servers, "--registry", str(settings.registry_dir),
-               "--checkpoint-dir", str(settings.checkpoint_dir), "--metrics-port", "0",
-               "--candidates", settings.candidates]
-        # own session: a test can signal the trainer's whole process group, as a terminal,
-        # `timeout` or systemd would
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        proc.log_path = log.name
-        procs.append(proc)
+        # its own session: a test can signal the trainer's whole process group, as a
+        # terminal, `timeout` or systemd would
+        log_name = f"{name}-{next(started)}"
+        proc = processes.perennial(
+            log_name, "train", "--model", settings.model, "--bootstrap-servers", settings.bootstrap_servers,
+            "--registry", str(settings.registry_dir), "--checkpoint-dir", str(settings.checkpoint_dir),
+            "--metrics-port", "0", "--candidates", settings.candidates, env=env)
+        proc.log_path = str(processes.log_path(log_name))
         return proc
 
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    return start
 
 
 @pytest.fixture

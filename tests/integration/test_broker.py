@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from streaming.broker import free_port, wait_until_ready
+from tests.helpers import ROOT, perennial_argv, run_perennial
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_broker_cli_prints_address_and_stops_cleanly() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "broker", "--port", str(port), "--model", "x"],
+    # its stdout piped, not logged: the test reads what the command prints
+    proc = subprocess.Popen(perennial_argv("broker", "--port", str(port), "--model", "x"),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         first = proc.stdout.readline()
@@ -36,9 +35,9 @@ def test_broker_cli_prints_address_and_stops_cleanly() -> None:
 def test_produce_cli_sends_predictions_then_labels(broker, model_name, kio) -> None:  # noqa: ANN001
     from streaming.topics import feedback_topic, predictions_topic
 
-    out = subprocess.run([sys.executable, "-m", "service.cli", "produce", "agrawal", "--model", model_name,
-                          "--events", "50", "--label-delay", "0.2", "--bootstrap-servers", broker],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = run_perennial("produce", "--stream", "agrawal", "--model", model_name, "--events", "50",
+                        "--label-delay", "0.2", "--bootstrap-servers", broker)
+    assert out.returncode == 0, out.stderr
     assert "produced 50 prediction records and 50 labels" in out.stdout
     predictions = kio.read_topic(broker, predictions_topic(model_name), 50)
     labels = kio.read_topic(broker, feedback_topic(model_name), 50)

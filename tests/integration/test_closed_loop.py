@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -30,6 +29,7 @@ from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port
 from tests.deploy.grafana_queries import panel_queries
 from tests.deploy.prometheus_local import write_local_config
+from tests.helpers import run_perennial, wait_for
 from training.registry import Registry
 from training.streams import iter_stream
 
@@ -62,15 +62,9 @@ def prom_query(base: str, expr: str) -> list:
     return body["data"]["result"]
 
 
-def wait(condition, what: str, timeout_s: float, procs: ProcessGroup):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        procs.check_alive()
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"gave up waiting for {what}")
+def wait(condition, what: str, timeout_s: float, procs: ProcessGroup):  # noqa: ANN001, ANN201
+    """`tests.helpers.wait_for`, failing at once with the log of a process that died."""
+    return wait_for(condition, what, guard_s=timeout_s, every_s=0.5, alive=procs.check_alive)
 
 
 class Loop:
@@ -133,10 +127,9 @@ def loop(tmp_path: Path, broker: str):
 
 def test_feedback_drives_promotion_served_and_observed(loop: Loop):
     procs = loop.procs
-    boot = subprocess.run(
-        [sys.executable, "-m", "service.cli", "bootstrap", "--stream", "agrawal-drift", "--model", MODEL,
-         "--registry", str(loop.registry_dir), "--events", str(BOOTSTRAP), "--seed", "11",
-         "--candidates", "logreg,hat"], capture_output=True, text=True, timeout=300)
+    boot = run_perennial("bootstrap", "--stream", "agrawal-drift", "--model", MODEL,
+                         "--registry", str(loop.registry_dir), "--events", str(BOOTSTRAP), "--seed", "11",
+                         "--candidates", "logreg,hat", timeout=300)
     assert boot.returncode == 0, boot.stdout + boot.stderr
     first = loop.registry().alias(MODEL, "champion")
 

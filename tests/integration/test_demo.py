@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT, perennial_argv
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +46,12 @@ def leftovers(tmp_path: Path, output: str) -> list[str]:
 
 
 def demo(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    """The demo with its terminal output piped to the test (not the helpers' log file: the
+    test reads what a user would see)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "demo", "--workdir", str(tmp_path / "work"),
-         "--json", str(tmp_path / "demo.json"), "--plot", str(tmp_path / "demo.png"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        perennial_argv("demo", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "demo.json"),
+                       "--plot", str(tmp_path / "demo.png"), *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
 
 
@@ -80,3 +86,60 @@ def test_interrupt_stops_every_process(tmp_path: Path, signum: int):
     assert proc.returncode != 0
     assert "stopped every process the demo started" in "".join(lines) + out
     assert leftovers(tmp_path, "".join(lines) + out) == []
+
+
+STATUS_OR_EVENT = re.compile(r"^\[\d\d:\d\d\] ")
+
+
+def read_pty_until(master: int, done, guard_s: float = 600.0) -> list[str]:  # noqa: ANN001
+    """Lines written to the terminal until ``done(lines, elapsed)`` (the guard only ends a hang)."""
+    buffer, lines, started = b"", [], time.monotonic()
+    while not done(lines, time.monotonic() - started):
+        if time.monotonic() - started > guard_s:
+            raise AssertionError("the demo's terminal stalled:\n" + "\n".join(lines[-30:]))
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the demo closed its end
+            break
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        lines += [line.decode(errors="replace").rstrip("\r") for line in complete]
+    return lines
+
+
+def test_on_a_terminal_the_first_minute_is_status_and_events(tmp_path: Path):
+    """On a real terminal (a pty: libraries log differently there) at most one line in five
+    is neither the status line nor an event; the champion's version is known at once."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        perennial_argv("demo", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "demo.json"),
+                       "--plot", str(tmp_path / "demo.png"), "--events", "200000", "--candidates", "logreg,hat"),
+        stdin=slave, stdout=slave, stderr=slave, close_fds=True, cwd=ROOT,
+    )
+    os.close(slave)
+    try:
+        def traffic(lines: list[str]) -> list[str]:
+            return [line for line in lines if " served v" in line]
+
+        # the first minute, and at least three status lines of live traffic (a slow machine
+        # may spend most of a minute starting the service)
+        lines = read_pty_until(master, lambda lines, t: t >= 60 and len(traffic(lines)) >= 3)
+        proc.send_signal(signal.SIGINT)
+        rest = read_pty_until(master, lambda lines, t: proc.poll() is not None, guard_s=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(60)
+        os.close(master)
+    shown = [line for line in lines if line.strip()]
+    other = [line for line in shown if not STATUS_OR_EVENT.match(line)]
+    print(f"first minute: {len(shown)} lines, {len(other)} neither status nor event")  # for the record
+    assert len(other) * 5 <= len(shown), "\n".join(other[:40])
+    assert sum("learner ids:" in line for line in shown) == 1, "the legend, once"
+    assert all("champion v?" not in line for line in shown), traffic(shown)[:3]
+    assert "champion v1" in traffic(shown)[0]
+    assert "stopped every process the demo started" in "\n".join(rest)
+    assert leftovers(tmp_path, "\n".join(lines + rest)) == []

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +18,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.demo.processes import stop_process_group
+from service.demo.processes import ProcessGroup
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,6 @@ def server(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     features = _bootstrap(work / "registry", model, versions=7)
     port, grpc_port = _free_port(), _free_port()
     env = {
-        **os.environ,
         "PERENNIAL_REGISTRY_KEY": KEY,
         "PERENNIAL_ADMIN_TOKEN": TOKEN,
         "PERENNIAL_MAX_INSTANCES": str(MAX_INSTANCES),
@@ -82,28 +80,25 @@ def server(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         "PERENNIAL_DRIFT_EVERY": "10",
         "PERENNIAL_WATCH_INTERVAL_S": "0.5",
     }
-    log = open(work / "serve.log", "wb")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--registry", str(work / "registry"),
-         "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
-         "--bootstrap-servers", broker],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    group = ProcessGroup(work / "logs")
+    proc = group.perennial("serve", "serve", "--registry", str(work / "registry"), "--host", "127.0.0.1",
+                           "--port", str(port), "--grpc-port", str(grpc_port), "--bootstrap-servers", broker,
+                           env=env)
     srv = Server(f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", model, work / "registry", features)
-    try:
-        while True:  # the process either becomes ready or dies; the log says why
-            assert proc.poll() is None, (work / "serve.log").read_text()[-3000:]
-            try:
-                if srv.client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+
+    def ready() -> bool:
+        try:
+            return srv.client.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:  # the process either becomes ready or dies, and then its log says why
+        wait_for(ready, "the service to be ready", every_s=0.3, alive=group.check_alive)
         yield srv
     finally:
         srv.client.close()
-        stop_process_group(proc, 30)
-        log.close()
+        group.stop_all(timeout_s=30)
+        assert proc.poll() is not None
 
 
 def _rows(server: Server, n: int = 4, seed: int = 5) -> np.ndarray:

@@ -22,6 +22,11 @@ from training.streams import iter_stream
 MODEL = "svc"
 
 
+def sample(plane: DataPlane, name: str, **labels: str) -> float | None:
+    """A metric's value as Prometheus would scrape it (prometheus_client's public reader)."""
+    return plane.metrics.registry.get_sample_value(name, labels)
+
+
 @pytest.fixture(scope="module")
 def trained():
     data = list(iter_stream("agrawal", 300, 3))
@@ -92,7 +97,7 @@ def test_unknown_model_is_not_found_and_counted_without_its_name(run, plane: Dat
     with pytest.raises(ServingError) as e:
         run(plane.predict("other", [[1.0]]))
     assert e.value.kind is Kind.NOT_FOUND
-    assert plane.metrics.request_errors.labels(model="", transport="http", reason="not_found")._value.get() == 1
+    assert sample(plane, "perennial_request_errors_total", model="", transport="http", reason="not_found") == 1
 
 
 def test_tensor_input_matches_instances(run, plane: DataPlane, trained):
@@ -115,7 +120,7 @@ def test_a_corrupt_version_is_refused_and_the_old_champion_keeps_serving(plane: 
     artifact.write_bytes(b"garbage")
     plane.holder.poll_once()
     assert plane.holder.get(MODEL).version == 1
-    assert plane.metrics.model_swaps.labels(model=MODEL, result="refused")._value.get() == 1
+    assert sample(plane, "perennial_model_swaps_total", model=MODEL, result="refused") == 1
     assert "checksum" in plane.holder.refusals[-1]["reason"]
 
 
@@ -133,9 +138,8 @@ def test_psi_gauges_follow_shifted_traffic(run, plane: DataPlane, trained):
     run(plane.predict(MODEL, [{"features": x} for x in shifted[:8]]))
     for start in range(8, len(shifted), 8):
         run(plane.predict(MODEL, [{"features": x} for x in shifted[start : start + 8]]))
-    gauge = plane.metrics.feature_drift_psi
-    assert gauge.labels(model=MODEL, feature="salary")._value.get() > 1.0
-    assert gauge.labels(model=MODEL, feature="age")._value.get() < 0.5
+    assert sample(plane, "perennial_feature_drift_psi", model=MODEL, feature="salary") > 1.0
+    assert sample(plane, "perennial_feature_drift_psi", model=MODEL, feature="age") < 0.5
 
 
 def test_prediction_records_satisfy_the_streaming_schema(plane: DataPlane, trained):

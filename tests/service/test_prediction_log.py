@@ -3,36 +3,38 @@ and refuses feedback with 503; an unreachable broker drops what it cannot send."
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from service.errors import Kind, ServingError
 from service.metrics_exposition import build_service_metrics
 from service.prediction_log import KafkaEventLog
 from streaming.broker import free_port
+from streaming.metrics import ServiceMetrics
+from tests.helpers import wait_for
 
 
-def dropped(log: KafkaEventLog, model: str) -> float:
-    return log._metrics.prediction_log_dropped.labels(model=model)._value.get()
+def dropped(metrics: ServiceMetrics, model: str) -> float | None:
+    return metrics.registry.get_sample_value("perennial_prediction_log_dropped_total", {"model": model})
 
 
 def test_full_buffer_drops_predictions_and_refuses_feedback():
-    log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=5)  # not started
+    metrics = build_service_metrics()
+    log = KafkaEventLog(f"127.0.0.1:{free_port()}", metrics, buffer=5)  # not started
     log.log_predictions("m", [{"prediction_id": str(i)} for i in range(8)])
-    assert dropped(log, "m") == 3
+    assert dropped(metrics, "m") == 3
     with pytest.raises(ServingError) as e:
         log.send_feedback("m", [{"event_id": "e"}])
     assert e.value.kind is Kind.UNAVAILABLE
 
 
 def test_unreachable_broker_drops_and_counts_without_blocking():
-    log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=100)
+    metrics = build_service_metrics()
+    log = KafkaEventLog(f"127.0.0.1:{free_port()}", metrics, buffer=100)
     log.start()
     try:
         log.log_predictions("m", [{"prediction_id": str(i)} for i in range(10)])
-        while dropped(log, "m") < 10:  # the producer thread gives up on them in the background
-            time.sleep(0.05)
+        # the producer thread gives up on them in the background
+        wait_for(lambda: (dropped(metrics, "m") or 0) >= 10, "10 dropped prediction records", every_s=0.05)
     finally:
         log.close(timeout_s=1)
     assert log.sent == 0

@@ -90,7 +90,7 @@ def test_publisher_journal_makes_registry_writes_idempotent(tmp_path) -> None:  
     calls = []
 
     class Inner:
-        def publish(self, learner, *, parent, metrics, note):  # noqa: ANN001, ANN201
+        def publish(self, learner, *, parent, metrics, note, origin=None):  # noqa: ANN001, ANN201
             calls.append("publish")
             return len(calls)
 

@@ -369,11 +369,13 @@ def test_invalid_version_and_alias_names_rejected(reg):
         reg.set_alias("m", "../x", 1)
 
 
-def test_dev_key_default_warns_and_env_key_is_used(tmp_path, monkeypatch, caplog):
+def test_dev_key_default_warns_when_used_and_env_key_is_used(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv("PERENNIAL_REGISTRY_KEY", raising=False)
     registry_module._warn_dev_key_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger="training.registry"):
-        Registry(tmp_path / "dev")
+        dev = Registry(tmp_path / "dev")
+        assert dev.models() == [] and not caplog.records, "reading names signs nothing: no warning yet"
+        dev.publish("m", trained("a"))
     assert any(
         r.levelno == logging.WARNING and "PERENNIAL_REGISTRY_KEY" in r.getMessage()
         and "development key" in r.getMessage()

@@ -85,23 +85,20 @@ def test_champion_drift_spawns_a_fresh_challenger_that_learns_only_post_drift():
     assert len([m for m in fresh if m.role == "challenger"]) <= 1  # capped
 
 
-def test_refresh_and_promotion_write_versions_to_the_registry(tmp_path):
+def test_refreshes_write_versions_to_the_registry_and_never_move_previous(tmp_path):
+    # (promotions writing versions: test_clearly_better_challenger_is_promoted_then_rolled_back...)
     registry = Registry(tmp_path, key="test-key")
-    a, b = ConstantLearner(1, 0, name="ones"), build_candidates("logreg")[0]
-    # ConstantLearner is a test class: the registry only loads training.* learners, so the
-    # champion is a real River learner here
-    logreg = b
+    logreg = build_candidates("logreg")[0]  # the registry loads only training.* learners
     version = registry.publish("m", logreg, note="bootstrap").version
     registry.promote("m", version, "bootstrap")
     config = LoopConfig(refresh_every=300, spawn_on_drift=False)
     system = LearningSystem("m", logreg, [], config, RegistryPublisher(registry, "m"), version)
     for x, y in iter_stream("agrawal", 700):
         system.process_one(x, y)
-    assert [v.note for v in registry.versions("m")] == ["bootstrap", "refresh", "refresh"]
+    assert [(v.origin, v.parent) for v in registry.versions("m")][1:] == [("refresh", 1), ("refresh", 2)]
     assert registry.alias("m", "champion") == 3 == system.champion_version
     assert registry.alias("m", "previous") is None  # refreshes never displace the rollback target
     assert registry.load("m").learner.predict_one(x) == system.champion.predict_one(x)
-    del a
 
 
 def test_checkpoint_restores_exactly():

@@ -173,6 +173,16 @@ class TorchMLPLearner(Learner):
         """Raw features in serving's row order: the spec's, else those the network was built on."""
         return list(self.spec.feature_names) if self.spec is not None else list(self._features)
 
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the network lives: the ``device`` argument resolved (CUDA when there is one)."""
+        return self._device
+
+    def forward_parts(self) -> tuple[nn.Sequential | None, RunningScaler | None]:
+        """The network and its input scaler (None before the first features), for a benchmark
+        that times the bare forward pass against the whole predict path."""
+        return self._net, self._scaler
+
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.predict_proba_many([x])[0]
 

@@ -1,7 +1,7 @@
 """Built-in streams and CSV files, behind one function: `iter_stream`.
 
 A stream is an iterator of ``(features, label)`` pairs. Names accepted by every command
-that takes a STREAM (``replay``, ``bootstrap``, ``produce``, ``demo``):
+that takes ``--stream NAME`` (``replay``, ``bootstrap``, ``produce``, ``demo``):
 
 ================  ============================================================
 agrawal-drift     River's Agrawal generator, three abrupt function switches
