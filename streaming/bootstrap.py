@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -24,11 +24,22 @@ from training.learners.base import Learner
 from training.lineage import Origin
 from training.registry import Registry
 
+if TYPE_CHECKING:  # heavy (Kafka clients) or only needed for annotations
+    from wsgiref.simple_server import WSGIServer
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from streaming.consumer import TrainerLoop
+    from streaming.dlq import DeadLetterSink
+    from streaming.promotion_guard import PromotionGuard
+    from streaming.sources import FetcherSource
+    from training.system import LearningSystem
+
 log = logging.getLogger(__name__)
 
 
 def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Trainer | None]) -> tuple[
-        Callable[[], Any], Callable[[bytes], Any]]:
+        Callable[[], LearningSystem], Callable[[bytes], LearningSystem]]:
     """`fresh_system` (registry champion + candidate challengers) and `restore_system`."""
     from streaming.publishing import JournaledPublisher
     from training.learners.candidates import build_candidates
@@ -46,7 +57,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
     publisher = JournaledPublisher(RegistryPublisher(registry, model),
                                    settings.checkpoint_dir / model / "publish-journal.jsonl", position)
 
-    def fresh() -> Any:
+    def fresh() -> LearningSystem:
         loaded = registry.load(model, "champion")
         challengers = bootstrap_challengers(registry, model, loaded.info.version)
         if not challengers:  # none registered with this champion: start untrained ones, of its spec
@@ -55,7 +66,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
                               loaded.info.version)
 
-    def restore(blob: bytes) -> Any:
+    def restore(blob: bytes) -> LearningSystem:
         system = LearningSystem.from_bytes(blob, publisher=publisher)
         system.reconfigure(settings.loop_config())  # settings of this start, not of the checkpoint's
         return system
@@ -74,7 +85,7 @@ def bootstrap_challengers(registry: Registry, model: str, champion_version: int)
     ]
 
 
-def build_guard(settings: TrainerSettings) -> Any:
+def build_guard(settings: TrainerSettings) -> PromotionGuard | None:
     """The serving-side promotion guard, when a Prometheus URL is configured."""
     if not settings.prometheus_url:
         return None
@@ -85,9 +96,9 @@ def build_guard(settings: TrainerSettings) -> Any:
                           warmup_s=settings.guard_warmup_s)
 
 
-def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_letters: Any,
-                  fresh_system: Callable[[], Any] | None = None,
-                  restore_system: Callable[[bytes], Any] | None = None) -> Trainer:
+def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_letters: DeadLetterSink,
+                  fresh_system: Callable[[], LearningSystem] | None = None,
+                  restore_system: Callable[[bytes], LearningSystem] | None = None) -> Trainer:
     """A `Trainer` for `settings.model`; system factories default to the registry ones."""
     holder: list[Trainer] = []
     if fresh_system is None or restore_system is None:
@@ -114,7 +125,7 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
     return trainer
 
 
-def build_fetcher_source(settings: TrainerSettings, consumer: Any, trainer: Trainer) -> Any:
+def build_fetcher_source(settings: TrainerSettings, consumer: KafkaConsumer, trainer: Trainer) -> FetcherSource:
     """Fetching and validation in a child process (`streaming.fetcher`), fed from the trainer's offsets."""
     from streaming.fetcher import Fetcher
     from streaming.sources import FetcherSource, fetcher_kafka_config
@@ -133,10 +144,10 @@ class TrainerProcess:
 
     settings: TrainerSettings
     trainer: Trainer
-    loop: Any
-    producer: Any
+    loop: TrainerLoop
+    producer: KafkaProducer
     metrics_registry: CollectorRegistry
-    metrics_server: Any = None
+    metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     def run(self) -> None:
         try:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.cluster import ClusterMetadata
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import (
     AbstractPartitionAssignor,
@@ -33,13 +34,20 @@ from kafka.errors import KafkaError
 
 from streaming.checkpoint import CheckpointFenced
 from streaming.settings import KafkaSettings
-from streaming.sources import ConsumerSource
+from streaming.sources import ConsumerSource, RecordSource
 from streaming.topics import feedback_topic, group_id, predictions_topic
 from streaming.trainer import OffsetGap, Trainer
 
 log = logging.getLogger(__name__)
 
 _ACTIVE, _STANDBY = b"active", b"standby"
+
+
+class GroupMember(Protocol):
+    """A member as kafka-python's coordinator hands it to `assign` (id and subscription)."""
+
+    member_id: str
+    metadata: ConsumerProtocolSubscription
 
 
 class ActiveStandbyAssignor(AbstractPartitionAssignor):
@@ -51,10 +59,10 @@ class ActiveStandbyAssignor(AbstractPartitionAssignor):
     def __init__(self) -> None:
         self.active = False
 
-    def metadata(self, topics: Any) -> ConsumerProtocolSubscription:
+    def metadata(self, topics: Collection[str]) -> ConsumerProtocolSubscription:
         return ConsumerProtocolSubscription(self.version, sorted(topics), _ACTIVE if self.active else _STANDBY)
 
-    def assign(self, cluster: Any, members: Any) -> dict[str, ConsumerProtocolAssignment]:
+    def assign(self, cluster: ClusterMetadata, members: list[GroupMember]) -> dict[str, ConsumerProtocolAssignment]:
         topics = sorted({t for m in members for t in m.metadata.topics})
         owners = sorted(m.member_id for m in members if m.metadata.user_data == _ACTIVE)
         chosen = owners[0] if owners else min(m.member_id for m in members)
@@ -91,15 +99,15 @@ class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, loop: TrainerLoop) -> None:
         self.loop = loop
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         if revoked:
             self.loop.give_up(checkpoint=True)
 
-    def on_partitions_lost(self, lost: Any) -> None:
+    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
         if lost:
             self.loop.give_up(checkpoint=False)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         if assigned:
             self.loop.take_over(list(assigned))
 
@@ -113,9 +121,10 @@ class TrainerLoop:
 
     def __init__(self, trainer: Trainer, consumer: KafkaConsumer, *, poll_timeout_ms: int = 200,
                  max_records: int = 2000, stop: threading.Event | None = None,
-                 on_batch: Callable[[Trainer], None] | None = None, source: Any = None) -> None:
+                 on_batch: Callable[[Trainer], None] | None = None,
+                 source: RecordSource | None = None) -> None:
         self.trainer, self.consumer = trainer, consumer
-        self.source = source if source is not None else ConsumerSource(consumer)
+        self.source: RecordSource = source if source is not None else ConsumerSource(consumer)
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
         self.stop = stop or threading.Event()
         self.on_batch = on_batch

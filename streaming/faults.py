@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from streaming.schemas import Reason
+from streaming.schemas import Label, Reason
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,8 @@ class Generated:
     event_id: str
 
 
-def _bad(kind: Reason, model: str, eid: str, x: dict[str, float], y: Any, names: list[str],
-         classes: list[Any], max_bytes: int) -> bytes:
+def _bad(kind: Reason, model: str, eid: str, x: dict[str, float], y: Label, names: list[str],
+         classes: list[Label], max_bytes: int) -> bytes:
     base = {"event_id": eid, "model": model, "features": dict(x), "label": y}
     first = names[0]
     if kind is Reason.NOT_JSON:
@@ -59,8 +58,8 @@ KINDS = (Reason.NOT_JSON, Reason.MISSING_FIELD, Reason.NAN, Reason.INFINITY, Rea
          Reason.UNKNOWN_FEATURE)
 
 
-def mixed_feedback(model: str, events: Iterable[tuple[dict[str, float], Any]], feature_names: list[str],
-                   classes: list[Any], *, invalid_every: int = 20, prefix: str = "e",
+def mixed_feedback(model: str, events: Iterable[tuple[dict[str, float], Label]], feature_names: list[str],
+                   classes: list[Label], *, invalid_every: int = 20, prefix: str = "e",
                    max_bytes: int = 65536) -> Iterator[Generated]:
     """Self-contained feedback; every `invalid_every`-th record is invalid, cycling `KINDS`
     (20 → 5% invalid). Invalid records are *extra*: every event of `events` is also sent valid."""

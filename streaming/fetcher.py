@@ -35,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streaming.schemas import (
     Feedback,
@@ -52,6 +52,13 @@ log = logging.getLogger(__name__)
 # kinds of decoded payloads on the wire
 _FEEDBACK, _PREDICTION, _INVALID = 0, 1, 2
 Position = int | None  # an offset, or None for "the partition's beginning"
+# kafka-python's client keyword arguments: mixed types, passed through unread (untyped on purpose)
+KafkaConfig = dict[str, Any]
+# (kind, epoch, ends, records) of a data message, or ("error", None, None, the child's traceback)
+Batch = tuple[str, int | None, dict[tuple[str, int], int | None] | None, list[Record] | str]
+
+if TYPE_CHECKING:
+    from kafka.consumer.fetcher import ConsumerRecord
 
 
 class FetcherError(RuntimeError):
@@ -141,7 +148,7 @@ class _Sender:
                 return
 
 
-def _fetch_loop(control: Connection, sender: _Sender, kafka_config: dict[str, Any], predictions_topic: str,
+def _fetch_loop(control: Connection, sender: _Sender, kafka_config: KafkaConfig, predictions_topic: str,
                 max_records: int, report_every_s: float) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
@@ -183,7 +190,7 @@ def _fetch_loop(control: Connection, sender: _Sender, kafka_config: dict[str, An
         consumer.close(autocommit=False)
 
 
-def _encode(topic: str, partition: int, r: Any, is_prediction: bool, schema: ModelSchema) -> tuple:
+def _encode(topic: str, partition: int, r: ConsumerRecord, is_prediction: bool, schema: ModelSchema) -> tuple:
     """One consumed record, validated, as a marshal-able tuple."""
     head = (topic, partition, r.offset, r.timestamp or 0, r.key, r.value)
     e = decode_event(r.value, schema, is_prediction)
@@ -194,7 +201,7 @@ def _encode(topic: str, partition: int, r: Any, is_prediction: bool, schema: Mod
     return (*head, _FEEDBACK, e.event_id, e.model, e.label, e.features, e.prediction_id, e.timestamp)
 
 
-def decode_batch(payload: bytes) -> tuple[str, Any, Any, Any]:
+def decode_batch(payload: bytes) -> Batch:
     """``(kind, epoch, ends, records)`` of a data message; records as `Record` with `event` set."""
     message = marshal.loads(payload)
     if message[0] == "error":
@@ -205,7 +212,7 @@ def decode_batch(payload: bytes) -> tuple[str, Any, Any, Any]:
     for item in items:
         kind = item[6]
         if kind == _FEEDBACK:
-            event: Any = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
+            event: Feedback | Prediction | InvalidEvent = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
         elif kind == _PREDICTION:
             event = Prediction(item[7], item[8], item[9], item[10], item[11], item[12])
         else:
@@ -224,13 +231,13 @@ class Fetcher:
     rebalance callbacks; `receive` is called from the trainer's loop.
     """
 
-    def __init__(self, kafka_config: dict[str, Any], predictions_topic: str, max_records: int,
+    def __init__(self, kafka_config: KafkaConfig, predictions_topic: str, max_records: int,
                  report_every_s: float = 0.5, restart_backoff_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._args = (kafka_config, predictions_topic, max_records, report_every_s)
         self.restart_backoff_s = restart_backoff_s
         self._clock = clock
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._control: Connection | None = None
         self._data: Connection | None = None
         self.epoch = 0

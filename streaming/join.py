@@ -31,9 +31,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streaming.schemas import Label
+
+
+class RecordRef(NamedTuple):
+    """Where a label came from: its feedback record (a dead letter for a miss names it)."""
+
+    partition: int
+    offset: int
+
+
+class ServedAnswer(NamedTuple):
+    """What a prediction record says the service answered; scores what users got and
+    measures label delay (`streaming.served_score`)."""
+
+    version: int | None
+    label: Label | None
+    timestamp: float | None
+
+
+# JSON: both are tuples, stored as lists in the checkpoint's join state and rebuilt on restore
 
 
 @dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
@@ -43,8 +62,8 @@ class JoinResult:
     label: Label
     result: str  # "hit" | "late" | "miss"
     prediction_id: str = ""
-    ref: Any = None  # the caller's handle on the label's source record (JSON-friendly)
-    served: Any = None  # what the prediction record says was served: [version, label, timestamp]
+    ref: RecordRef | None = None  # the label's source record
+    served: ServedAnswer | None = None  # what the prediction record says was served
     label_at: float | None = None  # when the label arrived (stream time)
 
     def __repr__(self) -> str:
@@ -59,9 +78,9 @@ class JoinStore:
         self.ttl_s, self.grace_s = ttl_s, grace_s
         self.max_predictions, self.max_pending = max_predictions, max_pending
         # prediction_id -> (features, arrived_at, served); insertion order = arrival order
-        self._predictions: OrderedDict[str, tuple[dict[str, float], float, Any]] = OrderedDict()
+        self._predictions: OrderedDict[str, tuple[dict[str, float], float, ServedAnswer | None]] = OrderedDict()
         # prediction_id -> list of (event_id, label, arrived_at, ref)
-        self._pending: OrderedDict[str, list[tuple[str, Label, float, Any]]] = OrderedDict()
+        self._pending: OrderedDict[str, list[tuple[str, Label, float, RecordRef | None]]] = OrderedDict()
         self.counts = {"hit": 0, "late": 0, "miss": 0, "expired": 0}
 
     def __len__(self) -> int:
@@ -72,10 +91,10 @@ class JoinStore:
         return sum(len(v) for v in self._pending.values())
 
     def add_prediction(self, prediction_id: str, features: dict[str, float], now: float,
-                       served: Any = None) -> list[JoinResult]:
+                       served: ServedAnswer | None = None) -> list[JoinResult]:
         """Store a prediction; returns the waiting labels it completes (result "late").
 
-        ``served`` ([version, label, timestamp] of what the service answered) travels with
+        ``served`` (version, label, timestamp of what the service answered) travels with
         the join so the caller can score what users actually got and measure label delay.
         """
         waiting = self._pending.pop(prediction_id, None)
@@ -90,7 +109,7 @@ class JoinStore:
         return []
 
     def add_label(self, event_id: str, prediction_id: str, label: Label, now: float,
-                  ref: Any = None) -> JoinResult | None:
+                  ref: RecordRef | None = None) -> JoinResult | None:
         """Join a label to its prediction (result "hit"), or park it until the grace ends."""
         found = self._predictions.pop(prediction_id, None)
         if found is not None:
@@ -123,7 +142,7 @@ class JoinStore:
 
     # -- checkpoint state (JSON-friendly) -----------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:  # JSON for the checkpoint: untyped on purpose
         return {
             "predictions": [[pid, f, at, served] for pid, (f, at, served) in self._predictions.items()],
             "pending": [[pid, [list(w) for w in ws]] for pid, ws in self._pending.items()],
@@ -132,8 +151,10 @@ class JoinStore:
     def restore(self, state: dict[str, Any]) -> None:
         # entries written before `served` existed have three fields
         self._predictions = OrderedDict(
-            (p[0], (p[1], p[2], p[3] if len(p) > 3 else None)) for p in state.get("predictions", [])
+            (p[0], (p[1], p[2], ServedAnswer(*p[3]) if len(p) > 3 and p[3] else None))
+            for p in state.get("predictions", [])
         )
         self._pending = OrderedDict(
-            (pid, [(e, y, at, r) for e, y, at, r in ws]) for pid, ws in state.get("pending", [])
+            (pid, [(e, y, at, RecordRef(*r) if r else None) for e, y, at, r in ws])
+            for pid, ws in state.get("pending", [])
         )

@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from streaming.schemas import FeedbackWire, Label, PredictionOutput, PredictionWire, encode
 from streaming.topics import feedback_topic, key, predictions_topic
+
+if TYPE_CHECKING:
+    from kafka.producer.future import FutureRecordMetadata
+
+
+class RecordSender(Protocol):
+    """What `EventProducer` needs of a kafka-python `KafkaProducer` (a test may pass its own)."""
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes | None) -> FutureRecordMetadata: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def close(self) -> None: ...
 
 
 class ProduceError(RuntimeError):
@@ -25,7 +36,8 @@ class EventProducer:
     """Thin wrapper of a kafka-python `KafkaProducer` speaking Perennial's event schemas."""
 
     def __init__(self, bootstrap_servers: str, *, linger_ms: int = 5, acks: str | int = "all",
-                 max_block_ms: int = 1000, client_id: str = "perennial-producer", producer: Any = None) -> None:
+                 max_block_ms: int = 1000, client_id: str = "perennial-producer",
+                 producer: RecordSender | None = None) -> None:
         if producer is None:
             from kafka import KafkaProducer
 
@@ -33,7 +45,7 @@ class EventProducer:
                                      acks=acks, max_block_ms=max_block_ms, client_id=client_id)
         self._producer = producer
 
-    def send_raw(self, topic: str, value: bytes | None, model_key: bytes | None = None) -> Any:
+    def send_raw(self, topic: str, value: bytes | None, model_key: bytes | None = None) -> FutureRecordMetadata:
         from kafka.errors import KafkaError
 
         try:
@@ -43,7 +55,8 @@ class EventProducer:
 
     def send_prediction(self, model: str, prediction_id: str, features: Mapping[str, float] | Sequence[float],
                         *, version: int | None, label: Label | None = None,
-                        probabilities: Mapping[str, float] | None = None, timestamp: float | None = None) -> Any:
+                        probabilities: Mapping[str, float] | None = None,
+                        timestamp: float | None = None) -> FutureRecordMetadata:
         record = PredictionWire(
             prediction_id=prediction_id, model=model, version=version,
             features=dict(features) if isinstance(features, Mapping) else list(features),
@@ -54,7 +67,7 @@ class EventProducer:
 
     def send_feedback(self, model: str, event_id: str, label: Label, *,
                       features: Mapping[str, float] | Sequence[float] | None = None,
-                      prediction_id: str | None = None, timestamp: float | None = None) -> Any:
+                      prediction_id: str | None = None, timestamp: float | None = None) -> FutureRecordMetadata:
         if features is None and prediction_id is None:
             raise ValueError("feedback needs features or a prediction_id")
         event = FeedbackWire(

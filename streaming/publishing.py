@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from training.learners.base import Learner
 from training.lineage import Origin
@@ -27,6 +27,8 @@ from training.loop_types import Publisher
 from training.registry_files import append_line
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class JournaledPublisher:
@@ -59,11 +61,11 @@ class JournaledPublisher:
                 return entry
         return None
 
-    def _record(self, key: str, result: Any) -> None:
+    def _record(self, key: str, result: object) -> None:  # a version number, or None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         append_line(self.path, json.dumps({"key": key, "result": result}))
 
-    def _once(self, op: str, do: Callable[[], Any]) -> Any:
+    def _once(self, op: str, do: Callable[[], T]) -> T:
         key = self._key(op)
         done = self._recorded(key)
         if done is not None:

@@ -12,9 +12,9 @@ import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from streaming.producer import EventProducer
+from streaming.schemas import Label
 
 
 @dataclass
@@ -24,16 +24,16 @@ class ReplayStats:
     seconds: float = 0.0
 
 
-def replay(producer: EventProducer, model: str, events: Iterable[tuple[dict[str, float], Any]], *,
+def replay(producer: EventProducer, model: str, events: Iterable[tuple[dict[str, float], Label]], *,
            rate: float = 0.0, label_delay_s: float = 1.0, version: int | None = None,
-           predict: Callable[[dict[str, float]], tuple[Any, dict]] | None = None,
+           predict: Callable[[dict[str, float]], tuple[Label | None, dict[Label, float]]] | None = None,
            run_id: str | None = None, clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep,
            progress: Callable[[ReplayStats], None] | None = None) -> ReplayStats:
     """Produce predictions and delayed labels; `rate` is events per second (0: as fast as possible)."""
     run_id = run_id or f"{int(time.time())}"
     stats = ReplayStats()
-    due: list[tuple[float, int, str, Any]] = []
+    due: list[tuple[float, int, str, Label]] = []  # (due at, index, prediction id, label)
     started = clock()
 
     def release(until: float) -> None:

@@ -17,17 +17,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streaming.fetcher import Fetcher, Position
+from streaming.fetcher import Fetcher, KafkaConfig, Position
 from streaming.schemas import ModelSchema
 from streaming.trainer import Record
 
 log = logging.getLogger(__name__)
 
 Offsets = dict[tuple[str, int], int]
+
+
+class RecordSource(Protocol):
+    """The five questions (plus start and close) `TrainerLoop` asks of a source."""
+
+    def start(self) -> None: ...
+    def assigned(self, assigned: list[TopicPartition], offsets: Offsets, schema: ModelSchema) -> None: ...
+    def revoked(self) -> None: ...
+    def poll(self, timeout_ms: int, max_records: int) -> list[Record]: ...
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+    def seek(self, tp: TopicPartition, offset: Position) -> None: ...
+    def close(self) -> None: ...
 
 
 class ConsumerSource:
@@ -160,7 +172,7 @@ class FetcherSource:
 
 
 def fetcher_kafka_config(bootstrap_servers: str, client_id: str, request_timeout_ms: int,
-                         max_poll_records: int) -> dict[str, Any]:
+                         max_poll_records: int) -> KafkaConfig:
     """The fetcher's own consumer: no group (the trainer's consumer holds the membership and
     commits), positions set by the trainer."""
     return {

@@ -23,17 +23,18 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import TypedDict, assert_never
 
 from streaming.checkpoint import Checkpoint, CheckpointStore
 from streaming.dedupe import RecentIds
 from streaming.dlq import DeadLetter, DeadLetterSink
-from streaming.join import JoinResult, JoinStore
+from streaming.join import JoinResult, JoinStore, RecordRef, ServedAnswer
 from streaming.metrics import TrainerMetrics
 from streaming.promotion_guard import PromotionGuard
 from streaming.schemas import (
     Feedback,
     InvalidEvent,
+    Label,
     ModelSchema,
     Prediction,
     Reason,
@@ -43,8 +44,17 @@ from streaming.served_score import ServedScore
 from streaming.topics import feedback_topic, predictions_topic
 from streaming.trainer_metrics import BoundTrainerMetrics
 from training.loop_types import EventKind, SystemEvent
+from training.system import LearningSystem
 
 log = logging.getLogger(__name__)
+
+
+class SchemaLimits(TypedDict, total=False):
+    """Bounds on one event, passed to `ModelSchema.from_system` (settings of the trainer)."""
+
+    max_event_bytes: int
+    max_features: int
+    allow_missing_features: bool
 
 
 @dataclass(slots=True)
@@ -66,7 +76,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int = 0
-    event: Any = None
+    event: Feedback | Prediction | InvalidEvent | None = None
 
 
 class OffsetGap(Exception):
@@ -89,8 +99,8 @@ class Trainer:
         self,
         model: str,
         *,
-        fresh_system: Callable[[], Any],
-        restore_system: Callable[[bytes], Any],
+        fresh_system: Callable[[], LearningSystem],
+        restore_system: Callable[[bytes], LearningSystem],
         store: CheckpointStore,
         dead_letters: DeadLetterSink,
         metrics: TrainerMetrics,
@@ -99,7 +109,7 @@ class Trainer:
         checkpoint_every: int = 10000,
         checkpoint_interval_s: float = 10.0,
         stats_interval_s: float = 1.0,
-        schema_limits: dict[str, Any] | None = None,
+        schema_limits: SchemaLimits | None = None,
         allow_new_classes: bool = False,
         guard: PromotionGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -116,7 +126,7 @@ class Trainer:
         self._schema_limits = schema_limits or {}
         self._allow_new_classes = allow_new_classes
         self._clock = clock
-        self.system: Any = None
+        self.system: LearningSystem | None = None  # set by `restore`
         self.loaded = False  # True once state is restored (or freshly built) for this ownership
         self._m = BoundTrainerMetrics(metrics, model)
         self.served = ServedScore(metrics, model)
@@ -259,7 +269,7 @@ class Trainer:
         if event.features is not None:
             return self._learn(event.features, event.label, rec)
         joined = self.join.add_label(event.event_id, event.prediction_id, event.label,
-                                     self._now(), ref=[rec.partition, rec.offset])
+                                     self._now(), ref=RecordRef(rec.partition, rec.offset))
         if joined is None:
             return 0
         self.served.observe(joined)
@@ -267,13 +277,13 @@ class Trainer:
 
     def _on_prediction(self, pred: Prediction) -> int:
         learned = 0
-        served = [pred.version, pred.label, pred.timestamp]
+        served = ServedAnswer(pred.version, pred.label, pred.timestamp)
         for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now(), served):
             self.served.observe(joined)
             learned += self._learn(joined.features, joined.label, self._label_record(joined))
         return learned
 
-    def _learn(self, features: dict[str, float], label: Any, rec: Record) -> int:
+    def _learn(self, features: dict[str, float], label: Label, rec: Record) -> int:
         try:
             result = self.system.process_one(features, label)
         except Exception as e:  # a learner bug must not stop the stream; the event is kept

@@ -4,10 +4,10 @@ whose label sets change (the champion's version, learners that retire)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from streaming.metrics import TrainerMetrics
 from streaming.schemas import Reason
+from training.loop_types import LearnerStats
 
 
 class BoundTrainerMetrics:
@@ -44,7 +44,7 @@ class BoundTrainerMetrics:
         self._champion = new
         self.m.champion_info.labels(self.model, *new).set(1)
 
-    def learner_stats(self, stats: Iterable[Any]) -> None:
+    def learner_stats(self, stats: Iterable[LearnerStats]) -> None:
         seen = set()
         for s in stats:
             key = (s.learner_id, s.role)
