@@ -83,7 +83,11 @@ def run_replay(
     boot_config = config.bootstrap
     if info.kind == "image" and not boot_config.image:
         boot_config = dataclasses.replace(boot_config, image=True)
-    boot = train_candidates(events[:n_boot], boot_config)
+    # replay explores: a champion no better than the trivial model is replayed (with the
+    # bootstrap's warning in the result), where `perennial bootstrap` would refuse to register it
+    boot = train_candidates(events[:n_boot], dataclasses.replace(boot_config, force=True))
+    for message in boot.notices:
+        tell(f"bootstrap: {message}")
     champion = boot.champion.learner
     baselines = Baselines(champion, config.window)
     publisher = publisher or InMemoryPublisher()

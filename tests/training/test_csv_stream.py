@@ -1,5 +1,6 @@
-"""A CSV file is a stream like the built-in ones: rows in file order, categories one-hot,
-empty cells absent, errors that name the file, the line and what to pass instead."""
+"""A CSV file is a stream like the built-in ones: raw rows in file order — cells as the values
+they spell, empty cells missing (None) — and errors that name the file, the line and what to
+pass instead."""
 
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 def test_rows_become_features_and_labels_in_file_order(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "loans.csv", ["amount", "purpose", "age", "outcome"], [
         [1200.5, "car", 31, "repaid"],
-        [300, "", 45, "default"],      # an empty cell is left out, not zero
+        [300, "", 45, "default"],      # an empty cell is missing, not zero
         [50, "holiday", "", "repaid"],
     ])
     events = list(iter_stream(str(path), target="outcome"))
     assert events == [
-        ({"amount": 1200.5, "purpose=car": 1.0, "age": 31.0}, "repaid"),
-        ({"amount": 300.0, "age": 45.0}, "default"),
-        ({"amount": 50.0, "purpose=holiday": 1.0}, "repaid"),
+        ({"amount": 1200.5, "purpose": "car", "age": 31}, "repaid"),
+        ({"amount": 300, "purpose": None, "age": 45}, "default"),
+        ({"amount": 50, "purpose": "holiday", "age": None}, "repaid"),
     ]
     assert list(iter_stream(str(path), 2, target="outcome")) == events[:2]
     assert stream_info(str(path)).kind == "tabular"

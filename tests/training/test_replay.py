@@ -36,9 +36,11 @@ def test_result_has_the_documented_fields_and_says_which_defaults_it_adapted():
     json.dumps(result)  # JSON-serialisable as is
     # a short stream: the defaults were adapted, and said so (not silently)
     assert result["window"] == 125
-    assert heard == result["notices"] and len(heard) == 2
-    assert "bootstrapping on the first 500 of 3,000 events" in heard[0]
-    assert "report window reduced from 1,000 to 125 events" in heard[1]
+    assert heard == result["notices"]
+    adapted = [n for n in heard if not n.startswith("bootstrap: ")]  # the bootstrap's own notices aside
+    assert len(adapted) == 2
+    assert "bootstrapping on the first 500 of 3,000 events" in adapted[0]
+    assert "report window reduced from 1,000 to 125 events" in adapted[1]
 
 
 @pytest.mark.slow
