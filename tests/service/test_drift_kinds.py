@@ -178,3 +178,13 @@ def test_a_reference_of_another_kind_is_not_compared(table):
     serve(mon, validator, training_rows(10, seed=9), batch=10)
     assert gauge(registry, "perennial_feature_drift_psi", "city") is None
     assert gauge(registry, "perennial_feature_missing_ratio", "city") == 0.0
+
+
+def test_categories_the_spec_does_not_keep_share_the_other_bucket_with_unseen_ones():
+    rows = training_rows()
+    spec = infer_spec(rows, [0, 1] * (len(rows) // 2), max_categories=2)  # keeps Oslo and Rome
+    ref = reference_histograms(rows, spec=spec)["features"]["city"]
+    assert ref["categories"] == ["Oslo", "Rome"]
+    assert ref["fractions"][-1] == pytest.approx(sum(r["city"] == "Lima" for r in rows) / len(rows))
+    # to the monitor, Lima (trimmed from the spec) and Nairobi (never seen) are the same bucket
+    assert psi(ref, ["Lima"] * 10 + ["Oslo"] * 90) == pytest.approx(psi(ref, ["Nairobi"] * 10 + ["Oslo"] * 90))
