@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.batch import Batch
 from service.batching import AdaptiveBatcher
 from service.drift import DriftMonitor
 from service.errors import Kind, ServingError
 from streaming.metrics import ServiceMetrics
 from training.learners.base import Learner
-from training.registry import LoadedVersion, Registry, VersionInfo
+from training.registry import LoadedVersion, Registry, VersionInfo, model_spec
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Champion:
         if observe:
             self.metrics.inference_seconds.labels(model=self.model).observe(time.perf_counter() - start)
             self.metrics.batch_size.labels(model=self.model).observe(len(rows))
-            self.drift.observe(rows)
+            self.drift.observe(Batch(rows=[], numeric=rows))  # interim: the data plane's Batch (wt9s)
         return out
 
     async def predict(self, rows: np.ndarray) -> np.ndarray:
@@ -118,7 +119,7 @@ def build_champion(
     if not classes:
         raise ValueError(f"{where} knows no classes (learner never trained)")
     drift = DriftMonitor(
-        info.model, features, info.reference, metrics.feature_drift_psi, window=drift_window, every=drift_every
+        info.model, model_spec(info, loaded.learner), info.reference, metrics, window=drift_window, every=drift_every
     )
     champ = Champion(info.model, info, learner, features, classes, metrics, drift)
     warm = champ.forward(np.zeros((1, len(features))), observe=False)

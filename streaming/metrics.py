@@ -15,6 +15,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+#: Metrics only a model of one task exports (the other task's models have no series of them):
+#: the dashboards show both kinds of panel side by side, and the tests prove each panel's
+#: query against a model of the task its metrics belong to.
+TASK_METRICS: dict[str, frozenset[str]] = {
+    "classification": frozenset({"perennial_online_accuracy", "perennial_online_f1", "perennial_served_accuracy"}),
+    "regression": frozenset({"perennial_learner_mae", "perennial_learner_rmse", "perennial_learner_r2",
+                             "perennial_served_mae"}),
+}
+
 
 class TrainerMetrics:
     """Metrics of one streaming trainer process (`perennial train`)."""
@@ -49,6 +58,23 @@ class TrainerMetrics:
         self.online_f1 = Gauge(
             "perennial_online_f1",
             "Prequential macro-F1 over the sliding window, per learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
+        # regression models: the same window, the same labels; a classification model has none
+        self.learner_mae = Gauge(
+            "perennial_learner_mae",
+            "Prequential mean absolute error over the sliding window, per learner and role (regression).",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.learner_rmse = Gauge(
+            "perennial_learner_rmse",
+            "Prequential root mean squared error over the sliding window, per learner and role (regression).",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.learner_r2 = Gauge(
+            "perennial_learner_r2",
+            "Prequential coefficient of determination (R²) over the sliding window, per learner and role "
+            "(regression).",
             ["model", "learner", "role"], registry=registry,
         )
         self.drift_detected = Counter(
@@ -103,6 +129,12 @@ class TrainerMetrics:
             "Accuracy of what the service answered, per served version, from joined feedback (rolling window).",
             ["model", "version"], registry=registry,
         )
+        self.served_mae = Gauge(
+            "perennial_served_mae",
+            "Mean absolute error of what the service answered, per served version, from joined feedback "
+            "(rolling window; regression).",
+            ["model", "version"], registry=registry,
+        )
         self.last_refresh_timestamp = Gauge(
             "perennial_champion_refresh_timestamp_seconds",
             "Unix time the champion snapshot was last published to the registry.",
@@ -138,6 +170,16 @@ class ServiceMetrics:
         self.feature_drift_psi = Gauge(
             "perennial_feature_drift_psi",
             "Population stability index of served traffic per feature, against the champion's reference.",
+            ["model", "feature"], registry=registry,
+        )
+        self.feature_missing_ratio = Gauge(
+            "perennial_feature_missing_ratio",
+            "Share of served rows with the feature missing (null or absent), over the drift window.",
+            ["model", "feature"], registry=registry,
+        )
+        self.feature_reference_missing_ratio = Gauge(
+            "perennial_feature_reference_missing_ratio",
+            "Share of the champion's training rows with the feature missing (its drift reference).",
             ["model", "feature"], registry=registry,
         )
         self.served_version = Gauge(

@@ -35,6 +35,7 @@ from panels import (  # noqa: E402
     M,
     dashboard,
     quantiles,
+    row,
     stat,
     timeseries,
 )
@@ -100,35 +101,50 @@ def service_dashboard() -> dict:
 
 
 def learning_dashboard() -> dict:
+    """The loop is task-agnostic, its scores are not: classification models are scored by
+    accuracy and F1, regression models by MAE, RMSE and R². Both rows are always there; a
+    model has series in the row of its task only (the other row shows "No data" for it)."""
+    by_learner = "max by (model, role, learner) ({metric}{{{M}}})"
+    learners = "{{model}} {{role}} {{learner}}"
     panels = [
-        stat("Champion window accuracy", "Prequential accuracy of each model's champion over the sliding window.",
+        stat("Champion window accuracy", "Prequential accuracy of each classification model's champion over "
+             "the sliding window.",
              [(f'max by (model) (perennial_online_accuracy{{{M},role="champion"}})', "{{model}}")],
-             "percentunit"),
+             "percentunit", w=4),
+        stat("Champion window MAE", "Prequential mean absolute error of each regression model's champion "
+             "over the sliding window (in the target's unit).",
+             [(f'max by (model) (perennial_learner_mae{{{M},role="champion"}})', "{{model}}")], w=4),
         stat("Champion (trainer)", "The trainer's current champion: model, version and learner.",
              [(f"max by (model, version, learner) (perennial_champion_info{{{M}}})",
                "{{model}} v{{version}} {{learner}}")], "none", w=6, decimals=0),
         stat("Promotions / rollbacks (range)", "Automatic promotions and rollbacks in the selected time range.",
              [(f"sum(increase(perennial_promotions_total{{{M}}}[$__range]))", "promotions"),
-              (f"sum(increase(perennial_rollbacks_total{{{M}}}[$__range]))", "rollbacks")], decimals=0),
+              (f"sum(increase(perennial_rollbacks_total{{{M}}}[$__range]))", "rollbacks")], w=5, decimals=0),
         stat("Events learned", "Events each model has learned since bootstrap (survives restarts).",
-             [(f"max by (model) (perennial_model_events_learned{{{M}}})", "{{model}}")]),
-        timeseries("Window accuracy by learner and role", "Every learner is scored on each labeled event "
-                   "before it learns from it, on the same events: champion, challengers and the previous "
-                   "champion (kept for the rollback test).",
-                   [(f"max by (model, role, learner) (perennial_online_accuracy{{{M}}})",
-                     "{{model}} {{role}} {{learner}}")], "percentunit", min_=0, max_=1),
-        timeseries("Window macro-F1 by learner and role", "Macro-F1 over the same sliding window.",
-                   [(f"max by (model, role, learner) (perennial_online_f1{{{M}}})",
-                     "{{model}} {{role}} {{learner}}")], "percentunit", min_=0, max_=1),
-        timeseries("Drift events", "Concept drifts detected on each learner's error stream; a champion drift "
-                   "spawns a fresh challenger trained only on post-drift data.",
+             [(f"max by (model) (perennial_model_events_learned{{{M}}})", "{{model}}")], w=5),
+        timeseries("Drift events", "Concept drifts detected on each learner's error stream (misclassifications, "
+                   "or a rising absolute error for regression); a champion drift spawns a fresh challenger "
+                   "trained only on post-drift data.",
                    [(f"sum by (model, learner) (increase(perennial_drift_detected_total{{{M}}}[{RI}])){ZERO}",
-                     "{{model}} {{learner}}")], "none", bars=True),
+                     "{{model}} {{learner}}")], "none", w=8, bars=True),
         timeseries("Promotions and rollbacks", "Champion changes made by the trainer (also drawn as "
                    "annotations on every panel).",
                    [(f"sum by (model) (increase(perennial_promotions_total{{{M}}}[{RI}]))", "{{model}} promotions"),
                     (f"sum by (model) (increase(perennial_rollbacks_total{{{M}}}[{RI}]))", "{{model}} rollbacks")],
-                   "none", bars=True),
+                   "none", w=8, bars=True),
+        timeseries("Served version", "Version the service answers with; it follows the trainer's "
+                   "champion alias (panel 'Champion (trainer)') within the registry watch interval.",
+                   [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}} served")],
+                   "none", w=8, steps=True),
+        row("Classification models: accuracy and F1"),
+        timeseries("Window accuracy by learner and role", "Every learner is scored on each labeled event "
+                   "before it learns from it, on the same events: champion, challengers and the previous "
+                   "champion (kept for the rollback test).",
+                   [(by_learner.format(metric="perennial_online_accuracy", M=M), learners)],
+                   "percentunit", min_=0, max_=1),
+        timeseries("Window macro-F1 by learner and role", "Macro-F1 over the same sliding window.",
+                   [(by_learner.format(metric="perennial_online_f1", M=M), learners)],
+                   "percentunit", min_=0, max_=1),
         timeseries("Champion accuracy vs best challenger", "Window accuracy of the champion and of the best "
                    "challenger: a challenger above the champion by the promotion margin is about to be promoted.",
                    [(f'max by (model) (perennial_online_accuracy{{{M},role="champion"}})', "{{model}} champion"),
@@ -139,14 +155,31 @@ def learning_dashboard() -> dict:
                    "serving-side promotion guard compares a promoted version with the one it replaced.",
                    [(f"max by (model, version) (perennial_served_accuracy{{{M}}})", "{{model}} v{{version}}")],
                    "percentunit", min_=0, max_=1),
-        timeseries("Served version", "Version the service answers with; it follows the trainer's "
-                   "champion alias (panel 'Champion (trainer)') within the registry watch interval.",
-                   [(f"max by (model) (perennial_served_version{{{M}}})", "{{model}} served")],
-                   "none", steps=True),
+        row("Regression models: MAE, RMSE and R²"),
+        timeseries("Window MAE by learner and role", "Prequential mean absolute error of every learner over "
+                   "the sliding window, scored before it learns from each event, on the same events (lower "
+                   "is better; in the target's unit).",
+                   [(by_learner.format(metric="perennial_learner_mae", M=M), learners)], min_=0, w=8),
+        timeseries("Window RMSE by learner and role", "Root mean squared error over the same window: it "
+                   "weighs large misses more than MAE does.",
+                   [(by_learner.format(metric="perennial_learner_rmse", M=M), learners)], min_=0, w=8),
+        timeseries("Window R² by learner and role", "Coefficient of determination over the same window: 1 is "
+                   "perfect, 0 is no better than predicting the window's mean, below 0 is worse.",
+                   [(by_learner.format(metric="perennial_learner_r2", M=M), learners)], "none", max_=1, w=8),
+        timeseries("Champion MAE vs best challenger", "Window MAE of the champion and of the best (lowest) "
+                   "challenger: a challenger below the champion by the promotion margin, with a significant "
+                   "paired test on the same events' losses, is about to be promoted.",
+                   [(f'max by (model) (perennial_learner_mae{{{M},role="champion"}})', "{{model}} champion"),
+                    (f'min by (model) (perennial_learner_mae{{{M},role="challenger"}})',
+                     "{{model}} best challenger")], min_=0),
+        timeseries("Live MAE per served version", "Mean absolute error of the values the service actually "
+                   "answered, per version, from feedback joined to the prediction log (rolling window).",
+                   [(f"max by (model, version) (perennial_served_mae{{{M}}})", "{{model}} v{{version}}")], min_=0),
     ]
     return dashboard("perennial-learning", "Perennial / Learning",
-                     "The learning loop: prequential accuracy and F1 of every learner, drift, promotions "
-                     "and rollbacks.", panels)
+                     "The learning loop: prequential scores of every learner (accuracy and F1 for "
+                     "classification, MAE, RMSE and R² for regression), drift, promotions and rollbacks.",
+                     panels)
 
 
 def data_dashboard() -> dict:
@@ -167,9 +200,21 @@ def data_dashboard() -> dict:
         stat("Predictions served", "Instances predicted per second (HTTP and gRPC).",
              [(f"sum by (model) (rate(perennial_predictions_total{{{M}}}[5m]))", "{{model}}")], "ops"),
         timeseries("Feature PSI", "PSI of each served feature over the service's sliding window, against the "
-                   "champion's training reference.",
+                   "champion's training reference: quantile bins for numeric features, category frequencies "
+                   "for categorical ones (unseen categories in an 'other' bucket), false/true for booleans.",
                    [(f"max by (model, feature) (perennial_feature_drift_psi{{{M}}})", "{{model}} {{feature}}")],
                    thresholds=[(0.1, "yellow"), (0.25, "red")]),
+        timeseries("Feature missing rate", "Share of served rows missing each feature (null or absent) over "
+                   "the service's sliding window, and the share the champion's training data had.",
+                   [(f"max by (model, feature) (perennial_feature_missing_ratio{{{M}}})",
+                     "{{model}} {{feature}} served"),
+                    (f"max by (model, feature) (perennial_feature_reference_missing_ratio{{{M}}})",
+                     "{{model}} {{feature}} training")], "percentunit", min_=0, max_=1),
+        timeseries("Missing rate above training", "Served missing rate minus the training data's, per feature "
+                   "(alert PerennialFeatureMissingRate above 0.1): a column an upstream system stopped filling.",
+                   [(f"max by (model, feature) (perennial_feature_missing_ratio{{{M}}} - "
+                     f"perennial_feature_reference_missing_ratio{{{M}}})", "{{model}} {{feature}}")],
+                   "percentunit", thresholds=[(0.05, "yellow"), (0.1, "red")]),
         timeseries("Label join outcomes", "Labels per second by join result: hit (prediction found), late "
                    "(label waited for its prediction), miss (no prediction within the grace period), expired "
                    "(a prediction that never got a label).",

@@ -85,6 +85,11 @@ def table(title: str, description: str, queries: list[tuple[str, str]], *, w: in
                   transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}])
 
 
+def row(title: str) -> dict:
+    """A row header (expanded): it groups the panels laid out below it, up to the next row."""
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "_size": (24, 1)}
+
+
 def _panel(kind: str, title: str, description: str, targets: list[dict], defaults: dict, options: dict,
            size: tuple[int, int], **extra: object) -> dict:
     """What every panel has; `_size` is consumed by `layout`."""

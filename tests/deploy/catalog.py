@@ -82,3 +82,18 @@ def allowed_labels(sample: str, metric: Metric) -> set[str]:
     if sample.endswith("_bucket") and metric.type == "histogram":
         labels.add("le")
     return labels
+
+
+def task_of(expr: str) -> str | None:
+    """The task whose models alone have series for ``expr`` (``streaming.metrics.TASK_METRICS``),
+    or None for a query every model answers. A query mixing both tasks' metrics is refused:
+    no model could ever fill it."""
+    from streaming.metrics import TASK_METRICS
+
+    from .promql import metric_names
+
+    used = metric_names(expr)
+    tasks = {task for task, names in TASK_METRICS.items() if used & names}
+    if len(tasks) > 1:
+        raise ValueError(f"query mixes metrics of tasks {sorted(tasks)}: {expr}")
+    return next(iter(tasks), None)

@@ -30,8 +30,11 @@ DASHBOARDS = load_dashboards()
 #: What issue 4 asks each dashboard to show: a panel title matching each pattern.
 REQUIRED_PANELS = {
     "perennial-service": [r"request rate", r"latency", r"5xx|error|refused", r"served version", r"batch size"],
-    "perennial-learning": [r"accuracy by learner and role", r"F1 by learner and role", r"drift", r"promotion"],
-    "perennial-data": [r"PSI", r"label delay", r"join hit rate"],
+    "perennial-learning": [r"accuracy by learner and role", r"F1 by learner and role", r"drift", r"promotion",
+                           # issue 9: error panels for regression models
+                           r"MAE by learner and role", r"RMSE by learner and role", r"R² by learner and role",
+                           r"live MAE per served version"],
+    "perennial-data": [r"PSI", r"label delay", r"join hit rate", r"missing rate"],
     "perennial-pipeline": [r"consumed.*learned.*dead-lettered", r"lag", r"checkpoint"],
 }
 
@@ -187,6 +190,22 @@ def test_panel_query_follows_the_model_variable(query) -> None:
     for name in metric_names(resolve(query).expr):
         if "model" in declared[name].labels:
             assert re.search(rf"\b{name}\{{", query.expr), f"{query.where}: {name} without a model matcher"
+
+
+def test_every_task_metric_has_a_panel_and_no_panel_mixes_tasks() -> None:
+    """Task-aware dashboards: each task's scores are shown, and a panel belongs to one task at
+    most (the closed-loop test proves the classification ones, test_dashboard_tasks the
+    regression ones, each against a model of its task)."""
+    from streaming.metrics import TASK_METRICS
+
+    shown: dict[str, set[str]] = {task: set() for task in TASK_METRICS}
+    for q in ALL_QUERIES:
+        task = catalog.task_of(q.expr)  # raises on a mix
+        if task is not None:
+            shown[task] |= metric_names(q.expr) & TASK_METRICS[task]
+    assert shown == {task: set(names) for task, names in TASK_METRICS.items()}
+    with pytest.raises(ValueError, match="mixes"):
+        catalog.task_of("perennial_online_accuracy - perennial_learner_mae")
 
 
 @pytest.mark.skipif(promtool_path() is None, reason="promtool not found on PATH (apt-get install prometheus)")

@@ -5,7 +5,8 @@ Real parts only: the embedded broker, `perennial bootstrap`, `perennial train` a
 `perennial serve` as processes, a real Prometheus server (Debian's package) scraping the
 service and the trainer. Then:
 
-1. every Grafana panel query is evaluated through Prometheus' HTTP API and must return series;
+1. every Grafana panel query is evaluated through Prometheus' HTTP API and must return series
+   (the regression-only ones none: this model classifies; test_dashboard_tasks.py proves them);
 2. the trainer is restarted with the serving-side promotion guard pointed at that
    Prometheus and a latency objective no version can meet: the next promotion it makes is
    rolled back, with the failing query and its value as the reason.
@@ -27,6 +28,7 @@ import pytest
 from service.demo.processes import ProcessGroup
 from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port
+from tests.deploy.catalog import task_of
 from tests.deploy.grafana_queries import panel_queries
 from tests.deploy.prometheus_local import write_local_config
 from tests.helpers import run_perennial, wait_for
@@ -158,9 +160,14 @@ def test_feedback_drives_promotion_served_and_observed(loop: Loop):
     wait(lambda: len(prom_query(loop.prom_url, "up == 1")) == 2, "both targets up", 60, procs)
     wait(lambda: prom_query(loop.prom_url, "perennial_promotions_total > 0"), "promotion scraped", 60, procs)
     time.sleep(3)  # rate() windows need two samples after the last traffic
-    empty = [q.where + ": " + q.expr for q in panel_queries(variables={"model": MODEL})
-             if not prom_query(loop.prom_url, q.expr)]
+    # (a classification model: the regression-only panels, proven by test_dashboard_tasks.py,
+    # must stay empty for it instead)
+    queries = panel_queries(variables={"model": MODEL})
+    empty = [q.where + ": " + q.expr for q in queries
+             if task_of(q.expr) != "regression" and not prom_query(loop.prom_url, q.expr)]
     assert not empty, "queries with no series:\n" + "\n".join(empty)
+    leaked = [q.where for q in queries if task_of(q.expr) == "regression" and prom_query(loop.prom_url, q.expr)]
+    assert not leaked, f"regression panels with series for a classification model: {leaked}"
 
     # 3. the serving-side guard rolls back a promotion whose version misses the objective
     procs.stop("trainer")  # SIGTERM: it checkpoints and commits, then the new one resumes

@@ -1,5 +1,6 @@
 """Live accuracy per served version and label delay, from labels joined to prediction records."""
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from streaming.join import JoinStore
@@ -62,3 +63,41 @@ def test_window_slides():
         score.observe(join.add_label(f"e{i}", f"p{i}", truth, 1.0))
     # the first (wrong) answer has left the 3-event window
     assert registry.get_sample_value("perennial_served_accuracy", {"model": "m", "version": "1"}) == 1.0
+
+
+def test_regression_scores_the_served_value_by_its_absolute_error():
+    registry = CollectorRegistry()
+    score, join = ServedScore(TrainerMetrics(registry), "m", min_events=2, window=3, task="regression"), JoinStore()
+    # v1 answered 10.0, 12.5, 7.0, 3.0 for truths 11.0, 10.0, 7.0, 3.5; v2 answered 1.0 for 4.0
+    served = [("a", 1, 10.0, 11.0), ("b", 1, 12.5, 10.0), ("c", 1, 7.0, 7), ("d", 1, 3.0, 3.5), ("e", 2, 1.0, 4.0)]
+    for pid, version, value, _ in served:
+        join.add_prediction(pid, {"x": 1.0}, now=0.0, served=[version, value, 0.0])
+    mae = []
+    for pid, _, _, truth in served:
+        score.observe(join.add_label(f"ev-{pid}", pid, truth, now=1.0))
+        mae.append(registry.get_sample_value("perennial_served_mae", {"model": "m", "version": "1"}))
+    # none before min_events; then the mean absolute error over the last 3 (window slides)
+    assert mae[:4] == [None, 1.75, pytest.approx(3.5 / 3), pytest.approx(3.0 / 3)]
+    assert registry.get_sample_value("perennial_served_mae", {"model": "m", "version": "2"}) is None  # 1 < min
+    assert registry.get_sample_value("perennial_served_accuracy", {"model": "m", "version": "1"}) is None
+
+
+def test_regression_skips_records_without_a_numeric_served_value():
+    registry = CollectorRegistry()
+    score, join = ServedScore(TrainerMetrics(registry), "m", min_events=1, task="regression"), JoinStore()
+    join.add_prediction("p", {"x": 1.0}, 0.0, served=[1, "cat", 0.0])
+    join.add_prediction("q", {"x": 1.0}, 0.0, served=[1, 2.0, 0.0])
+    score.observe(join.add_label("e1", "p", 1.0, 1.0))
+    score.observe(join.add_label("e2", "q", 2.5, 1.0))
+    assert registry.get_sample_value("perennial_served_mae", {"model": "m", "version": "1"}) == 0.5
+
+
+def test_the_window_sum_stays_exact_over_a_long_stream():
+    registry = CollectorRegistry()
+    score, join = ServedScore(TrainerMetrics(registry), "m", min_events=1, window=7, task="regression"), JoinStore()
+    errors = [(i * 0.1) % 1.3 for i in range(1000)]
+    for i, e in enumerate(errors):
+        join.add_prediction(f"p{i}", {"x": 1.0}, 0.0, served=[1, 0.1 + e, 0.0])
+        score.observe(join.add_label(f"e{i}", f"p{i}", 0.1, 1.0))
+    expected = sum(abs((0.1 + e) - 0.1) for e in errors[-7:]) / 7
+    assert registry.get_sample_value("perennial_served_mae", {"model": "m", "version": "1"}) == pytest.approx(expected)
