@@ -354,7 +354,7 @@ def train_candidates(
         champion=champion, candidates=reports,
         classes=list(spec.classes or ()), feature_names=list(spec.feature_names),
         n_train=len(X_tr), n_validation=len(X_val), n_augmented=len(X_fit) - len(X_tr),
-        standardisation=stats, reference=reference_histograms(_numeric_part(X_tr + X_val)),
+        standardisation=stats, reference=reference_histograms(X_tr + X_val, spec=spec),
         spec=spec, split=parts.description,
         class_balance=class_balance(ys) if spec.task is Task.CLASSIFICATION else {},
         baseline=baseline, notices=notices,
@@ -383,11 +383,6 @@ def _validated(events: Sequence[tuple[Features, Label]], spec: ModelSpec) -> tup
                 rows.pop()
             dropped.append(f"row {i}: {e.detail}")
     return rows, ys, dropped
-
-
-def _numeric_part(X: Sequence[Features]) -> list[dict[str, float]]:
-    """The numeric values of each row (the drift reference's histograms are numeric)."""
-    return [{k: v for k, v in x.items() if type(v) is float or type(v) is int} for x in X]
 
 
 def _interleave(a: list, b: list) -> list:
