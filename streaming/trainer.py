@@ -158,6 +158,8 @@ class Trainer:
         self.join = join
         self._join_counts = dict(join.counts)
         self.schema = self._build_schema()
+        if self.schema.task is not self.served.task:  # served error, not accuracy, for a regressor
+            self.served = ServedScore(self.metrics, self.model, task=self.schema.task)
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock()
         self._last_stats = -1e18
