@@ -73,12 +73,14 @@ def run_replay(
     events = list(iter_stream(config.stream, config.events, config.seed, config.target))
     if config.events is not None and len(events) < config.events:
         tell(f"{config.stream} has only {len(events):,} events; replaying all of them, not {config.events:,}")
-    n_boot = config.bootstrap_events or max(500, len(events) // 20)
+    # 5% of the stream, at least 500 — but never more than half of a small file
+    n_boot = config.bootstrap_events or min(max(500, len(events) // 20), len(events) // 2)
     if n_boot >= len(events):
         raise ValueError(f"bootstrap_events={n_boot} leaves nothing to replay from {len(events)} events "
                          f"of {config.stream}: pass a smaller --bootstrap-events")
     if config.bootstrap_events is None:
-        tell(f"bootstrapping on the first {n_boot:,} of {len(events):,} events (5%, at least 500); "
+        rule = "5%, at least 500" if n_boot >= 500 else "half of a short stream"
+        tell(f"bootstrapping on the first {n_boot:,} of {len(events):,} events ({rule}); "
              "--bootstrap-events N to choose")
     boot_config = config.bootstrap
     if info.kind == "image" and not boot_config.image:
