@@ -42,12 +42,16 @@ def table(n: int, seed: int) -> tuple[list[dict], list[str], list[float]]:
     for _ in range(n):
         city, income, vip = rng.choice(CITIES), rng.gauss(50, 15), rng.random() < 0.3
         row: dict = {"income": round(income, 2), "city": city, "vip": vip}
+        channel = rng.choice(["web", "shop", "phone", None])  # an optional categorical: null or absent
+        if channel is not None or rng.random() < 0.5:
+            row["channel"] = channel
         u = rng.random()
         if u < 0.8:
             row["age"] = round(rng.uniform(18, 80), 1)
         elif u < 0.9:
             row["age"] = None
-        score = (income - 50) / 15 + (1.5 if city in ("Oslo", "Lima") else -1.0) + (1.0 if vip else 0.0)
+        score = ((income - 50) / 15 + (1.5 if city in ("Oslo", "Lima") else -1.0) + (1.0 if vip else 0.0)
+                 + (0.5 if channel == "web" else 0.0))
         rows.append(row)
         labels.append("yes" if score + rng.gauss(0, 0.5) > 0 else "no")
         targets.append(round(10 * score + rng.gauss(0, 1), 3))
@@ -97,10 +101,10 @@ def plane(tmp_path: Path, data) -> DataPlane:
 
 
 RAW = [
-    {"features": {"income": 61.5, "city": "Rome", "vip": True, "age": 33}},
-    {"features": {"income": 40, "city": "Oslo", "vip": False, "age": None}},  # null
-    {"features": {"income": 55.0, "city": "Lima", "vip": False}},  # absent optional feature
-    {"features": {"income": 70.0, "city": "Reykjavik", "vip": True, "age": 50}},  # unseen category
+    {"features": {"income": 61.5, "city": "Rome", "vip": True, "age": 33, "channel": "web"}},
+    {"features": {"income": 40, "city": "Oslo", "vip": False, "age": None, "channel": None}},  # nulls
+    {"features": {"income": 55.0, "city": "Lima", "vip": False}},  # absent optional features
+    {"features": {"income": 70.0, "city": "Reykjavik", "vip": True, "age": 50, "channel": "fax"}},  # unseen
 ]
 
 
@@ -146,6 +150,7 @@ def test_prediction_log_records_carry_the_raw_rows(run, plane: DataPlane, data):
     records = plane._records(champ, batch, result)
     assert [r["features"]["city"] for r in records] == ["Rome", "Oslo", "Lima", "Reykjavik"]
     assert records[1]["features"]["age"] is None and records[2]["features"]["age"] is None
+    assert records[1]["features"]["channel"] is None and records[3]["features"]["channel"] == "fax"
     assert json.loads(json.dumps(records))[0]["output"]["label"] in ("yes", "no")
 
 
@@ -235,7 +240,9 @@ def test_metadata_lists_one_input_per_feature_and_the_spec(plane: DataPlane, dat
          "shape": [-1, 1]} for f in spec.features
     ]
     assert ModelSpec.from_dict(meta["parameters"]["spec"]) == spec
-    assert meta["parameters"]["optional_features"] == ["age"] and "missing" in meta["parameters"]["missing_values"]
+    assert meta["parameters"]["optional_features"] == [f.name for f in spec.features if f.optional]
+    assert set(meta["parameters"]["optional_features"]) == {"age", "channel"}
+    assert "missing" in meta["parameters"]["missing_values"]
     assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities", "prediction_id"]
     numeric = numeric_spec(["a", "b"], [0, 1])
     assert tensors.model_inputs(numeric) == [{"name": "features", "datatype": "FP32", "shape": [-1, 2]}]
@@ -273,6 +280,7 @@ def test_feedback_records_carry_the_validated_row(data):
                              4, {MODEL: RowValidator(spec)}, lambda: 1.0)
     assert records == [{"event_id": "e", "model": MODEL, "timestamp": 1.0, "label": "no",
                         "features": {n: {"city": "Lima", "income": 12.0, "vip": False}.get(n) for n in spec.feature_names}}]
+    assert list(records[0]["features"]) == list(spec.feature_names)
 
 
 def test_promotion_to_another_learner_keeps_the_accepted_input(run, plane: DataPlane, data):
