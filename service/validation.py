@@ -31,7 +31,6 @@ import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 from pydantic import ValidationError
@@ -85,9 +84,7 @@ def _with_numeric(rows: list[dict[str, Value]], validator: RowValidator) -> Batc
     """The batch, with its float64 array when the spec is numeric-only (rows are then floats)."""
     if not validator.spec.numeric_only:
         return Batch(rows)
-    width = len(validator.names)
-    flat = np.fromiter(chain.from_iterable(r.values() for r in rows), dtype=np.float64, count=len(rows) * width)
-    return Batch(rows, flat.reshape(len(rows), width))
+    return Batch(rows, np.array([[*r.values()] for r in rows], dtype=np.float64))
 
 
 def batch_from_instances(instances: object, validator: RowValidator, max_instances: int) -> Batch:
