@@ -130,7 +130,7 @@ def _vector(spec: ModelSpec, instance: dict) -> list:
         ({"income": "61", "city": "Rome", "vip": True}, "feature 'income' is str '61'; a numeric feature takes a finite number"),
         ({"income": 1.0, "city": "Rome", "vip": True, "colour": "red"}, "unknown feature(s) ['colour']"),
         ({"income": 1.0, "city": "x" * 300, "vip": True}, "feature 'city' is a string of 300 characters; at most 256"),
-        ({"income": 1.0, "city": 2.5, "vip": True}, "a categorical feature takes a string"),
+        ({"income": 1.0, "city": ["Rome"], "vip": True}, "a categorical feature takes a string"),
         ({"income": 1.0, "city": "Rome", "vip": "yes"}, "a boolean feature takes true or false"),
         ({"city": "Rome", "vip": True}, "lacks feature 'income'"),
         ({"income": None, "city": "Rome", "vip": True}, "lacks feature 'income'"),
