@@ -20,8 +20,9 @@ service.errors.ServingError: instance 0 feature 'b' is NaN; features must be fin
 The Open Inference Protocol carries a table as one input per feature (`batch_from_columns`);
 an all-numeric model also takes today's single ``[batch, n_features]`` tensor
 (`batch_from_tensor`). A missing value in an input is either NaN (FP32/FP64 inputs of an
-optional numeric feature) or listed in the request parameter ``missing``: a JSON object
-``{feature: [row indices]}`` (any datatype; the values sent at those rows are ignored).
+optional numeric feature), null in JSON ``data``, or listed in the request parameter
+``missing``: a JSON object ``{feature: [row indices]}`` (any datatype; the values sent at
+those rows are ignored).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ MISSING_PARAMETER = "missing"
 MISSING_CONVENTION = (
     "a missing value (optional features only) is NaN in an FP32/FP64 input, or listed in the "
     "request parameter 'missing': a JSON object {feature: [row indices]} (any datatype; the "
-    "values sent at those rows are ignored); an input of an optional feature may also be left out"
+    "values sent at those rows are ignored), or null in JSON data; an input of an optional feature "
+    "may also be left out"
 )
 
 _KINDS = {RowProblem.NOT_A_ROW: Kind.MALFORMED}
@@ -296,7 +298,7 @@ def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
         if t.datatype == "BYTES":
             values = [v.encode() if isinstance(v, str) else v for v in values]  # JSON strings, or bytes
         ok = _JSON_TYPES[t.datatype]
-        bad = next((v for v in values if type(v) not in ok), _NONE)
+        bad = next((v for v in values if type(v) not in ok and v is not None), _NONE)  # null: missing
         if bad is not _NONE:
             raise ServingError(Kind.INVALID, f"input {t.name!r} holds {_kind(bad)}; {t.datatype} data are "
                                f"{_JSON_WORDS[t.datatype]}")
@@ -304,11 +306,11 @@ def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
         raise ServingError(Kind.INVALID, f"input {t.name!r} has {len(values)} values but shape {list(shape)} needs {n}")
     if t.datatype == "BYTES":
         try:
-            values = [v.decode("utf-8") for v in values]
+            values = [None if v is None else v.decode("utf-8") for v in values]
         except UnicodeDecodeError:
             raise ServingError(Kind.INVALID, f"input {t.name!r} holds bytes that are not UTF-8 text") from None
     elif f.optional and t.datatype in INPUT_DATATYPES:
-        values = [None if v != v else v for v in values]  # NaN: missing
+        values = [None if v is None or v != v else v for v in values]  # NaN: missing
     return values
 
 

@@ -13,8 +13,8 @@ a promotion never changes it):
   may be left out. A model whose features are all numeric and required lists instead today's
   single input ``features`` (FP32 or FP64, ``[batch, n_features]``, columns in the order
   ``parameters.feature_names`` / ``GET /models`` give), and takes the per-feature form as well.
-- **missing values**: NaN in an FP32/FP64 input of an optional numeric feature, or the
-  request parameter ``missing``, a JSON object ``{feature: [row indices]}`` (any datatype; the
+- **missing values**: NaN in an FP32/FP64 input of an optional numeric feature, null in
+  JSON ``data``, or the request parameter ``missing``, a JSON object ``{feature: [row indices]}`` (any datatype; the
   values at those rows are ignored): ``client.infer(model, inputs, parameters={"missing":
   '{"city": [1]}'})`` with tritonclient.
 - **outputs**: classification ``label`` (BYTES ``[batch]``), ``probabilities`` (FP32

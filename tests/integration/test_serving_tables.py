@@ -207,6 +207,13 @@ def test_raw_rows_over_predict_oip_http_and_grpc(server: Server):
         np.testing.assert_allclose(result.as_numpy("probabilities"), probs, rtol=1e-5, atol=1e-6)
         assert len(set(result.as_numpy("prediction_id"))) == len(RAW)
         client.close()
+    # a plain JSON OIP client: data lists, null for a missing value
+    meta = server.client.get(f"/v2/models/{server.model}").json()
+    body = {"inputs": [{"name": t["name"], "datatype": t["datatype"], "shape": [len(RAW), 1],
+                        "data": [row.get(t["name"]) for row in RAW]} for t in meta["inputs"]]}
+    r = server.client.post(f"/v2/models/{server.model}/infer", json=body)
+    assert r.status_code == 200, r.text
+    assert next(o for o in r.json()["outputs"] if o["name"] == "label")["data"] == labels
 
 
 def test_models_listing_and_http_metadata_expose_the_spec(server: Server):

@@ -184,6 +184,10 @@ def test_oip_per_feature_inputs_match_predict(run, plane: DataPlane, data):
     assert result.labels == [p["label"] for p in by_predict["predictions"]]
     np.testing.assert_allclose(result.probabilities,
                                [list(p["probabilities"].values()) for p in by_predict["predictions"]])
+    # plain JSON: null for a missing value, no parameter needed
+    nulls = [TensorInput(n, t.datatype, t.shape, [r["features"].get(n) for r in RAW]) for n, t in
+             ((t.name, t) for t in inputs)]
+    assert run(plane.infer_inputs(MODEL, nulls)).labels == result.labels
     # a missing categorical marked in the parameter (its placeholder value is ignored)
     gap = [{"features": {**RAW[0]["features"], "city": None}}]
     with pytest.raises(ServingError, match="lacks feature 'city'"):
@@ -215,6 +219,7 @@ def test_oip_bad_inputs_are_refused_specifically(run, plane: DataPlane, data):
         ([*inputs, TensorInput("colour", "BYTES", [2, 1], ["a", "b"])], "unknown input(s) ['colour']"),
         ([t for t in inputs if t.name != "income"], "no input for required feature(s) ['income']"),
         (swap("income", data=[1.0, float("nan")]), "row 1 feature 'income' is NaN"),
+        (swap("city", data=["Rome", None]), "row 1 lacks feature 'city', which may not be missing"),
         (swap("vip", shape=[3, 1]), "input 'vip' has 2 values but shape [3, 1] needs 3"),
         (swap("city", shape=[2, 2]), "send [batch] or [batch, 1]"),
         ([*inputs, by_name["city"]], "input 'city' is sent twice"),
