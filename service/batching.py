@@ -4,9 +4,10 @@
 the batch; Perennial's requests carry an envelope (``{model, instances}``, an OIP tensor, a
 gRPC message) and three transports must share one queue per champion. So the data plane
 drives BentoML's own batching engine, ``CorkDispatcher`` (the same object
-``@bentoml.api(batchable=True)`` builds), directly: jobs are ``[n, n_features]`` arrays, the
-dispatcher merges queued jobs up to ``max_batch_size`` rows, splits a job that straddles the
-cap, and learns the forward cost to decide how long to wait.
+``@bentoml.api(batchable=True)`` builds), directly: jobs are validated `service.batch.Batch`es
+(raw rows, plus the numeric array of an all-numeric model), the dispatcher merges queued jobs
+up to ``max_batch_size`` rows (`Batch.concat`), splits a job that straddles the cap (BentoML's
+default container slices it), and learns the forward cost to decide how long to wait.
 
 Two settings differ from BentoML's defaults, deliberately:
 
@@ -29,9 +30,11 @@ import anyio.to_thread
 import numpy as np
 from bentoml._internal.marshal.dispatcher import CorkDispatcher, Optimizer
 
+from service.batch import Batch
 from service.errors import Kind, ServingError
 
-BatchFn = Callable[[np.ndarray], np.ndarray]
+#: a champion's forward: a batch of n rows to ``[n, ...]`` outputs (probabilities or values)
+BatchFn = Callable[[Batch], np.ndarray]
 
 
 class _NoIdleWait(Optimizer):
@@ -47,7 +50,7 @@ class _NoIdleWait(Optimizer):
 
 
 class AdaptiveBatcher:
-    """Queue rows for one model forward; ``fn`` maps ``[n, f]`` rows to ``[n, k]`` outputs.
+    """Queue batches for one model forward; ``fn`` maps a `Batch` of n rows to ``[n, ...]`` outputs.
 
     ``fn`` runs in a worker thread (one batch at a time per batcher), so a slow forward never
     blocks the event loop that accepts requests.
@@ -75,17 +78,16 @@ class AdaptiveBatcher:
             "(PERENNIAL_MAX_LATENCY_MS); the service is overloaded",
         )
 
-    async def _run_batch(self, jobs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    async def _run_batch(self, jobs: Sequence[Batch]) -> list[np.ndarray]:
         sizes = [len(j) for j in jobs]
-        rows = jobs[0] if len(jobs) == 1 else np.concatenate(jobs, axis=0)
-        out = await anyio.to_thread.run_sync(self._fn, rows)
+        out = await anyio.to_thread.run_sync(self._fn, Batch.concat(jobs))
         return np.split(out, np.cumsum(sizes)[:-1]) if len(jobs) > 1 else [out]
 
-    async def submit(self, rows: np.ndarray) -> np.ndarray:
-        """Outputs for ``rows``, computed in whatever batch the dispatcher forms."""
+    async def submit(self, batch: Batch) -> np.ndarray:
+        """Outputs for ``batch``, computed in whatever batch the dispatcher forms."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        return await self._submit(rows)
+        return await self._submit(batch)
 
     def in_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the batcher's event loop (thread-safe); nothing if never used."""

@@ -21,22 +21,31 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 import numpy as np
 
+from service.batch import Batch
 from service.errors import Kind, ServingError
 from service.model_holder import Champion, ModelHolder
 from service.prediction_log import KafkaEventLog
-from service.validation import check_feedback, rows_from_instances, rows_from_tensor
+from service.validation import (
+    TENSOR_INPUT,
+    TensorInput,
+    batch_from_inputs,
+    batch_from_instances,
+    check_feedback,
+)
 from streaming.metrics import ServiceMetrics
 from training.registry import IntegrityError, RegistryError, VersionNotFoundError
 
 
 @dataclass
 class InferResult:
-    """Outputs of one request: the champion that answered and one row per instance."""
+    """Outputs of one request: the champion that answered and one row per instance —
+    probabilities and labels (classification) or values (regression)."""
 
     champion: Champion
-    probabilities: np.ndarray  # [n, n_classes], columns in champion.classes order
+    probabilities: np.ndarray | None  # [n, n_classes], columns in champion.classes order
     prediction_ids: list[str]
     labels: list = field(default_factory=list)
+    values: np.ndarray | None = None  # [n] (regression)
 
 
 class DataPlane:
@@ -82,70 +91,85 @@ class DataPlane:
     # -- inference --------------------------------------------------------------------------
 
     async def predict(self, model: object, instances: object, transport: str = "http") -> dict:
-        """The ``POST /predict`` operation: ``{model, version, predictions: [...]}``."""
+        """The ``POST /predict`` operation: ``{model, version, predictions: [...]}``, each
+        prediction ``{prediction_id, label, probabilities}`` or, for regression,
+        ``{prediction_id, value}``."""
         try:
             champ = self.champion(model)
-            rows = rows_from_instances(instances, champ.features, self.max_instances)
-            result = await self._infer(champ, rows)
+            batch = batch_from_instances(instances, champ.validator, self.max_instances)
+            result = await self._infer(champ, batch)
         except ServingError as e:
             raise self.refuse(e, model, transport) from None
-        classes = [_json_label(c) for c in champ.classes]
-        keys = [str(c) for c in champ.classes]
-        return {
-            "model": champ.model,
-            "version": champ.version,
-            "predictions": [
-                {
-                    "prediction_id": pid,
-                    "label": classes[int(i)],
-                    "probabilities": dict(zip(keys, p, strict=True)),
-                }
-                for pid, i, p in zip(
-                    result.prediction_ids, result.probabilities.argmax(axis=1), result.probabilities.tolist(), strict=True
-                )
-            ],
-        }
+        if result.values is not None:
+            predictions = [{"prediction_id": pid, "value": v}
+                           for pid, v in zip(result.prediction_ids, result.values.tolist(), strict=True)]
+        else:
+            keys = [str(c) for c in champ.classes]
+            predictions = [
+                {"prediction_id": pid, "label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))}
+                for pid, label, p in zip(result.prediction_ids, result.labels, result.probabilities.tolist(), strict=True)
+            ]
+        return {"model": champ.model, "version": champ.version, "predictions": predictions}
+
+    async def infer_inputs(
+        self, model: object, inputs: list[TensorInput], missing: object = None,
+        version: object = None, transport: str = "grpc",
+    ) -> InferResult:
+        """The OIP ``ModelInfer`` operation: one input per feature, or the single
+        ``[batch, n_features]`` tensor of an all-numeric model; ``missing`` is the request
+        parameter of that name (see `service.validation`)."""
+        try:
+            champ = self.champion(model, version)
+            batch = batch_from_inputs(inputs, champ.validator, self.max_instances, missing)
+            return await self._infer(champ, batch)
+        except ServingError as e:
+            raise self.refuse(e, model, transport) from None
 
     async def infer_tensor(
         self, model: object, datatype: object, shape: object, data: np.ndarray | list | None,
         version: object = None, transport: str = "grpc",
     ) -> InferResult:
-        """The OIP ``ModelInfer`` operation on one ``[batch, n_features]`` input tensor."""
-        try:
-            champ = self.champion(model, version)
-            rows = rows_from_tensor(datatype, shape, data, champ.features, self.max_instances)
-            return await self._infer(champ, rows)
-        except ServingError as e:
-            raise self.refuse(e, model, transport) from None
+        """`infer_inputs` with the single ``features`` tensor (an all-numeric model's form)."""
+        return await self.infer_inputs(model, [TensorInput(TENSOR_INPUT, datatype, shape, data)], None,
+                                       version, transport)
 
-    async def _infer(self, champ: Champion, rows: np.ndarray) -> InferResult:
+    async def _infer(self, champ: Champion, batch: Batch) -> InferResult:
         champ.acquire()
         try:
-            probabilities = await champ.predict(rows)
+            out = await champ.predict(batch)
         finally:
             champ.release()
-        n = len(rows)
+        n = len(batch)
         ids = [uuid.uuid4().hex for _ in range(n)]
-        labels = [champ.classes[int(i)] for i in probabilities.argmax(axis=1)]
+        if champ.is_classification:
+            classes = champ.classes
+            result = InferResult(champ, out, ids, [classes[int(i)] for i in out.argmax(axis=1)])
+        else:
+            result = InferResult(champ, None, ids, values=out)
         self.metrics.predictions.labels(model=champ.model, version=str(champ.version)).inc(n)
         if self._log_predictions:
-            self.event_log.log_predictions(champ.model, self._records(champ, rows, probabilities, ids, labels))
-        return InferResult(champ, probabilities, ids, labels)
+            self.event_log.log_predictions(champ.model, self._records(champ, batch, result))
+        return result
 
-    def _records(self, champ: Champion, rows, probabilities, ids, labels) -> list[dict]:
+    def _records(self, champ: Champion, batch: Batch, result: InferResult) -> list[dict]:
+        """Prediction-log records: the validated raw rows (null for missing) and the output."""
         now = self._clock()
-        keys = [str(c) for c in champ.classes]
-        names = champ.features
+        if result.values is not None:
+            outputs = [{"value": v} for v in result.values.tolist()]
+        else:
+            keys = [str(c) for c in champ.classes]
+            outputs = [{"label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))}
+                       for label, p in zip(result.labels, result.probabilities.tolist(), strict=True)]
         return [
             {
                 "prediction_id": pid,
                 "model": champ.model,
                 "version": champ.version,
-                "features": dict(zip(names, row, strict=True)),
-                "output": {"label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))},
+                "features": row,
+                "output": output,
                 "timestamp": now,
             }
-            for pid, row, p, label in zip(ids, rows.tolist(), probabilities.tolist(), labels, strict=True)
+            for pid, row, output in zip(result.prediction_ids, batch.rows, outputs, strict=True)
         ]
 
     # -- feedback ---------------------------------------------------------------------------
@@ -154,7 +178,8 @@ class DataPlane:
         """``POST /feedback``: one record or a list, produced to ``<model>.feedback``."""
         model = body.get("model") if isinstance(body, dict) else None
         try:
-            records = check_feedback(body, self.max_instances, set(self.holder.served()), self._clock)
+            validators = {name: champ.validator for name, champ in self.holder.served().items()}
+            records = check_feedback(body, self.max_instances, validators, self._clock)
             by_model: dict[str, list[dict]] = {}
             for record in records:
                 by_model.setdefault(record["model"], []).append(record)
@@ -184,6 +209,8 @@ class DataPlane:
                 "learner": champ.info.learner if champ else None,
                 "feature_names": champ.features if champ else None,
                 "classes": [_json_label(c) for c in champ.classes] if champ else None,
+                "task": champ.task.value if champ else None,
+                "spec": champ.spec.to_dict() if champ else None,
                 "versions": [
                     {"version": v.version, "learner": v.learner, "parent": v.parent,
                      "created_at": v.created_at, "metrics": v.metrics, "note": v.note}

@@ -139,9 +139,10 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
         try:
             body = await read_body(request, body_limit())
             req = decode_infer_request(body, request.headers.get("inference-header-content-length"))
+            tensors.requested_outputs(req.outputs, plane.champion(model, version))
         except ServingError as e:
             raise plane.refuse(e, model, "http") from None
-        result = await plane.infer_tensor(model, req.datatype, req.shape, req.data, version, "http")
+        result = await plane.infer_inputs(model, req.inputs, req.missing, version, "http")
         return JSONResponse(encode_infer_response(result, req))
 
     routes = [

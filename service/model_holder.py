@@ -1,7 +1,9 @@
 """The champion of every model, and the hot swap that replaces it without a failed request.
 
-A `Champion` is one loaded, verified, warmed-up version: learner, feature order, classes,
-its own adaptive batcher and drift monitor. `ModelHolder` maps model name to champion; a
+A `Champion` is one loaded, verified, warmed-up version: learner, its model spec (what a row
+may hold, the task) and the row validator built from it, classes, its own adaptive batcher
+and drift monitor. The spec, not the learner, fixes what clients send, so a promotion to
+another learner of the same model never changes the accepted input. `ModelHolder` maps model name to champion; a
 watcher thread polls ``registry.alias_token`` (one stat per model per second) and, when the
 ``champion`` alias moves, loads the new version *fully* — verify, deserialize, one warm-up
 forward — before it replaces the mapping in a single assignment. A request takes its
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,54 +30,78 @@ from service.batching import AdaptiveBatcher
 from service.drift import DriftMonitor
 from service.errors import Kind, ServingError
 from streaming.metrics import ServiceMetrics
-from training.learners.base import Learner
+from training.learners.base import Learner, RowsPredictor
 from training.registry import LoadedVersion, Registry, VersionInfo, model_spec
+from training.rows import RowValidator
+from training.spec import FeatureKind, ModelSpec, NumericStats, Task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
 class Champion:
-    """One served version. `forward` maps ``[n, n_features]`` rows to ``[n, n_classes]``."""
+    """One served version and its spec. `forward` maps a validated `Batch` to ``[n, n_classes]``
+    probabilities (classification; columns in `classes` order) or ``[n]`` values (regression)."""
 
     model: str
     info: VersionInfo
     learner: Learner
-    features: list[str]
-    classes: list
+    spec: ModelSpec
     metrics: ServiceMetrics
     drift: DriftMonitor
     batcher: AdaptiveBatcher | None = None
     _inflight: int = 0
     _retired: bool = False
 
+    def __post_init__(self) -> None:
+        spec = self.spec
+        #: the one row validator of this model (`training.rows`), built once per champion
+        self.validator = RowValidator(spec)
+        self.features: list[str] = list(spec.feature_names)
+        self.task: Task = spec.task
+        learned = list(self.learner.classes)
+        # the spec's class order when it fixes one (stable across promotions), else the learner's
+        self.classes: list = list(spec.classes) if self.is_classification and spec.classes else learned
+        self._rows_fn = None
+        if self.is_classification and isinstance(self.learner, RowsPredictor):
+            # columns of the learner's output in `classes` order; -1 for a class it never saw
+            self._rows_fn = self.learner.predict_proba_rows
+            cols = [learned.index(c) if c in learned else -1 for c in self.classes]
+            self._columns = None if cols == list(range(len(learned))) else np.array(cols)
+
     @property
     def version(self) -> int:
         return self.info.version
 
-    def forward(self, rows: np.ndarray, observe: bool = True) -> np.ndarray:
+    @property
+    def is_classification(self) -> bool:
+        return self.spec.task is Task.CLASSIFICATION
+
+    def forward(self, batch: Batch, observe: bool = True) -> np.ndarray:
         """One batched prediction (runs in the batch worker thread)."""
         start = time.perf_counter()
-        rows_fn = getattr(self.learner, "predict_proba_rows", None)
-        if rows_fn is not None:
-            # Optional fast path (not yet in the Learner protocol): rows in `features` order in,
-            # probabilities in `classes` order out, one tensor op, no per-row dicts.
-            out = np.asarray(rows_fn(rows), dtype=np.float64)
+        if not self.is_classification:
+            values = self.learner.predict_many(batch.rows)
+            out = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        elif self._rows_fn is not None and batch.numeric is not None:
+            # the vectorised path (numeric-only specs): rows in feature order, one tensor op
+            out = np.asarray(self._rows_fn(batch.numeric), dtype=np.float64)
+            if self._columns is not None:
+                out = np.where(self._columns >= 0, out[:, np.maximum(self._columns, 0)], 0.0)
         else:
-            names = self.features
-            probas = self.learner.predict_proba_many([dict(zip(names, r, strict=True)) for r in rows.tolist()])
-            out = np.zeros((len(probas), len(self.classes)), dtype=np.float64)
-            for i, p in enumerate(probas):
-                out[i] = [p.get(c, 0.0) for c in self.classes]
+            classes = self.classes
+            probas = self.learner.predict_proba_many(batch.rows)
+            out = np.array([[p.get(c, 0.0) for c in classes] for p in probas], dtype=np.float64)
+            out = out.reshape(len(probas), len(classes))
         if observe:
             self.metrics.inference_seconds.labels(model=self.model).observe(time.perf_counter() - start)
-            self.metrics.batch_size.labels(model=self.model).observe(len(rows))
-            self.drift.observe(Batch(rows=[], numeric=rows))  # interim: the data plane's Batch (wt9s)
+            self.metrics.batch_size.labels(model=self.model).observe(len(batch))
+            self.drift.observe(batch)  # every kind of feature; numpy fast path when numeric
         return out
 
-    async def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Probabilities for ``rows`` through this champion's adaptive batcher."""
-        return await self.batcher.submit(rows)
+    async def predict(self, batch: Batch) -> np.ndarray:
+        """`forward` of ``batch``, through this champion's adaptive batcher."""
+        return await self.batcher.submit(batch)
 
     # In-flight accounting runs on the event loop thread only (the data plane's coroutines),
     # so "no request holds me" can be decided without a race: a request that fetched this
@@ -111,22 +138,38 @@ def build_champion(
 ) -> Champion:
     """Turn a verified registry version into a servable, warmed-up `Champion`."""
     info, learner = loaded.info, _place(loaded.learner, device)
-    features = list(learner.n_features_in) or sorted((info.reference or {}).get("features") or {})
-    classes = list(learner.classes)
     where = f"model {info.model!r} version {info.version}"
-    if not features:
-        raise ValueError(f"{where} has no feature names (learner never trained, no reference)")
-    if not classes:
+    spec = model_spec(info, learner)
+    if not spec.feature_names:  # only a spec implied by a learner that never trained
+        raise ValueError(f"{where} has no feature names (learner never trained, no spec)")
+    if spec.task is Task.CLASSIFICATION and not (spec.classes or learner.classes):
         raise ValueError(f"{where} knows no classes (learner never trained)")
     drift = DriftMonitor(
-        info.model, model_spec(info, loaded.learner), info.reference, metrics, window=drift_window, every=drift_every
+        info.model, spec, info.reference, metrics, window=drift_window, every=drift_every,
     )
-    champ = Champion(info.model, info, learner, features, classes, metrics, drift)
-    warm = champ.forward(np.zeros((1, len(features))), observe=False)
-    if warm.shape != (1, len(classes)) or not np.all(np.isfinite(warm)):
+    champ = Champion(info.model, info, learner, spec, metrics, drift)
+    warm = champ.forward(warmup_batch(champ.validator), observe=False)
+    expected = (1, len(champ.classes)) if champ.is_classification else (1,)
+    if warm.shape != expected or not np.all(np.isfinite(warm)):
         raise ValueError(f"{where} failed its warm-up prediction (got {warm!r})")
     champ.batcher = AdaptiveBatcher(champ.forward, max_batch_size, max_latency_ms, idle_wait)
     return champ
+
+
+def warmup_batch(validator: RowValidator) -> Batch:
+    """One valid row of the spec: each numeric feature at its bootstrap mean (else 0), each
+    categorical at its most frequent category, each boolean false."""
+    raw: dict[str, object] = {}
+    for f in validator.spec.features:
+        if f.kind is FeatureKind.NUMERIC:
+            raw[f.name] = f.stats.mean if isinstance(f.stats, NumericStats) and f.stats.count else 0.0
+        elif f.kind is FeatureKind.CATEGORICAL:
+            raw[f.name] = f.categories[0] if f.categories else ""
+        else:
+            raw[f.name] = False
+    row = validator.row(raw)
+    numeric = np.array([list(row.values())], dtype=np.float64) if validator.spec.numeric_only else None
+    return Batch([row], numeric)
 
 
 def _place(learner: Learner, device: str) -> Learner:

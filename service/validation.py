@@ -1,42 +1,99 @@
 """Request validation shared by every transport: instances, OIP tensors, feedback records.
 
-Each check raises a `ServingError` naming the instance, the feature and the value, and what is
-accepted, so a client can fix its request from the message alone. Rows come out as float64
-``[n, n_features]`` arrays in the champion's feature order (what the batcher and the drift
-monitor consume).
+Rows are checked by the champion's `training.rows.RowValidator` (built once per champion from
+its version's spec), the same validator the trainer, bootstrap and replay use, so a row means
+the same thing at every door. Each refusal is a `ServingError` naming the instance, the
+feature and the value, and what is accepted, so a client can fix its request from the
+message alone. Valid rows come out as a `service.batch.Batch`: raw rows in spec order
+(``None`` for missing), plus the float64 array when the spec is numeric-only.
 
->>> rows_from_instances([{"features": {"b": 2, "a": 1.5}}, [3, 4]], ["a", "b"], 10).tolist()
+>>> from training.rows import RowValidator
+>>> from training.spec import numeric_spec
+>>> v = RowValidator(numeric_spec(["a", "b"]))
+>>> batch_from_instances([{"features": {"b": 2, "a": 1.5}}, [3, 4]], v, 10).numeric.tolist()
 [[1.5, 2.0], [3.0, 4.0]]
->>> rows_from_instances([[1, float("nan")]], ["a", "b"], 10)
+>>> batch_from_instances([[1, float("nan")]], v, 10)
 Traceback (most recent call last):
 ...
-service.errors.ServingError: instance 0 feature 'b' is nan; features must be finite numbers
+service.errors.ServingError: instance 0 feature 'b' is NaN; features must be finite numbers
+
+The Open Inference Protocol carries a table as one input per feature (`batch_from_columns`);
+an all-numeric model also takes today's single ``[batch, n_features]`` tensor
+(`batch_from_tensor`). A missing value in an input is either NaN (FP32/FP64 inputs of an
+optional numeric feature), null in JSON ``data``, or listed in the request parameter
+``missing``: a JSON object ``{feature: [row indices]}`` (any datatype; the values sent at
+those rows are ignored).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import ValidationError
 
+from service.batch import Batch
 from service.errors import Kind, ServingError
 from streaming.schemas import FeedbackWire
+from training.rows import RowError, RowProblem, RowValidator
+from training.spec import FeatureKind, FeatureSpec, Value
 
-#: OIP datatypes accepted for the input tensor, and their numpy types.
+#: the name of the single input tensor of an all-numeric model
+TENSOR_INPUT = "features"
+#: OIP datatypes accepted for the single input tensor of an all-numeric model.
 INPUT_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
+#: numpy types of every datatype a per-feature input may have (BYTES is decoded apart).
+COLUMN_DTYPES = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32, "BOOL": np.bool_}
+#: what each feature kind accepts as a per-feature OIP input (the first is what metadata lists).
+KIND_DATATYPES = {
+    FeatureKind.NUMERIC: ("FP64", "FP32", "INT64", "INT32"),
+    FeatureKind.CATEGORICAL: ("BYTES",),
+    FeatureKind.BOOLEAN: ("BOOL",),
+}
+#: the request parameter that marks missing cells of OIP inputs
+MISSING_PARAMETER = "missing"
+MISSING_CONVENTION = (
+    "a missing value (optional features only) is NaN in an FP32/FP64 input, or listed in the "
+    "request parameter 'missing': a JSON object {feature: [row indices]} (any datatype; the "
+    "values sent at those rows are ignored), or null in JSON data; an input of an optional feature "
+    "may also be left out"
+)
+
+_KINDS = {RowProblem.NOT_A_ROW: Kind.MALFORMED}
+
+
+def refused(error: RowError, where: str) -> ServingError:
+    """A validator's `RowError` as the serving error of one instance (``where`` prefixes it)."""
+    return ServingError(_KINDS.get(error.problem, Kind.INVALID), f"{where}{error.detail}")
 
 
 def _is_number(v: object) -> bool:
     return type(v) is float or type(v) is int
 
 
-def rows_from_instances(instances: object, features: Sequence[str], max_instances: int) -> np.ndarray:
-    """Validate ``instances`` (``{"features": {...}}`` objects or number lists) into rows."""
-    n = len(features)
-    accepted = f"{{'features': {{name: number}}}} objects or lists of {n} numbers"
+def _check_count(n: int, max_instances: int, what: str) -> None:
+    if n == 0:
+        raise ServingError(Kind.INVALID, f"{what} is empty; send 1 to {max_instances} rows")
+    if n > max_instances:
+        raise ServingError(Kind.TOO_LARGE, f"{what} has {n} rows; at most {max_instances} are accepted")
+
+
+def _with_numeric(rows: list[dict[str, Value]], validator: RowValidator) -> Batch:
+    """The batch, with its float64 array when the spec is numeric-only (rows are then floats)."""
+    if not validator.spec.numeric_only:
+        return Batch(rows)
+    return Batch(rows, np.array([[*r.values()] for r in rows], dtype=np.float64))
+
+
+def batch_from_instances(instances: object, validator: RowValidator, max_instances: int) -> Batch:
+    """Validate ``/predict`` ``instances``: ``{"features": {name: value}}`` objects (an
+    optional feature may be absent or null) or lists of values in feature order."""
+    n = len(validator.names)
+    accepted = f"{{'features': {{name: value}}}} objects or lists of {n} values in feature order"
     if not isinstance(instances, list):
         raise ServingError(Kind.MALFORMED, f"'instances' must be a list of {accepted}; got {_kind(instances)}")
     if not instances:
@@ -45,57 +102,53 @@ def rows_from_instances(instances: object, features: Sequence[str], max_instance
         raise ServingError(
             Kind.TOO_LARGE, f"{len(instances)} instances in one request; at most {max_instances} are accepted"
         )
-    rows = np.empty((len(instances), n), dtype=np.float64)
-    index = None
+    row = validator.row
+    rows = []
     for i, inst in enumerate(instances):
         if type(inst) is dict:
             values = inst.get("features")
             if len(inst) != 1 or type(values) is not dict:
                 raise ServingError(
-                    Kind.MALFORMED, f"instance {i} must be {{'features': {{name: number}}}} or a list of {n} numbers; "
-                    f"got an object with keys {sorted(inst)[:10]}"
-                )
-            try:
-                vector = [values[name] for name in features]
-            except KeyError:
-                vector = None
-            if vector is None or len(values) != n:
-                index = index or set(features)
-                missing = [f for f in features if f not in values]
-                unknown = [f for f in values if f not in index]
-                raise ServingError(
-                    Kind.INVALID,
-                    f"instance {i} has wrong feature names: missing {missing[:10]}, unknown {unknown[:10]}; "
-                    f"the model expects {list(features)[:50]}",
+                    Kind.MALFORMED, f"instance {i} must be {{'features': {{name: value}}}} or a list of {n} values; "
+                    f"got an object with keys {sorted(map(str, inst))[:10]}"
                 )
         elif type(inst) is list:
-            if len(inst) != n:
-                raise ServingError(
-                    Kind.INVALID,
-                    f"instance {i} has {len(inst)} values; the model expects {n} ({', '.join(features[:50])})",
-                )
-            vector = inst
+            values = inst
         else:
             raise ServingError(Kind.MALFORMED, f"instance {i} is {_kind(inst)}; instances are {accepted}")
-        for j, v in enumerate(vector):
-            if not _is_number(v):
-                raise ServingError(
-                    Kind.INVALID,
-                    f"instance {i} feature {features[j]!r} is {type(v).__name__} {_short(v)}; features must be finite numbers",
-                )
         try:
-            rows[i] = vector
-        except OverflowError:
-            rows[i] = [float(v) if abs(v) < 1e308 else math.inf for v in vector]
-    _check_finite(rows, features)
-    return rows
+            rows.append(row(values))
+        except RowError as e:
+            raise refused(e, f"instance {i} ") from None
+    return _with_numeric(rows, validator)
 
 
-def rows_from_tensor(
-    datatype: object, shape: object, data: np.ndarray | list | None, features: Sequence[str], max_instances: int
-) -> np.ndarray:
-    """Validate one OIP input tensor (``FP32``/``FP64``, shape ``[batch, n_features]``) into rows."""
+# -- Open Inference Protocol inputs --------------------------------------------------------------
+
+
+@dataclass
+class TensorInput:
+    """One decoded OIP input: ``data`` is a flat numpy array (binary or protobuf contents),
+    a list (JSON ``data``, flat or nested), a list of bytes (raw BYTES), or None."""
+
+    name: str
+    datatype: object
+    shape: object
+    data: np.ndarray | list | None
+
+
+def batch_from_tensor(
+    datatype: object, shape: object, data: np.ndarray | list | None, validator: RowValidator, max_instances: int
+) -> Batch:
+    """Validate the single OIP input tensor of an all-numeric model (``FP32``/``FP64``,
+    shape ``[batch, n_features]``, columns in feature order)."""
+    features = validator.names
     n = len(features)
+    if not validator.spec.numeric_only:
+        raise ServingError(
+            Kind.INVALID, "this model takes one input per feature, not a single tensor: "
+            f"{_input_list(validator.spec.features)}"
+        )
     if datatype not in INPUT_DATATYPES:
         raise ServingError(
             Kind.INVALID, f"input datatype {datatype!r} is not accepted; send {' or '.join(INPUT_DATATYPES)}"
@@ -111,17 +164,14 @@ def rows_from_tensor(
             Kind.INVALID, f"input shape {list(shape) if isinstance(shape, list | tuple) else shape!r} is not accepted; "
             f"send [batch, {n}] (features {', '.join(features[:50])})"
         )
-    if shape[0] == 0:
-        raise ServingError(Kind.INVALID, f"input batch is empty; send 1 to {max_instances} rows")
-    if shape[0] > max_instances:
-        raise ServingError(Kind.TOO_LARGE, f"input batch has {shape[0]} rows; at most {max_instances} are accepted")
+    _check_count(shape[0], max_instances, "input batch")
     if data is None:
         raise ServingError(Kind.MALFORMED, "input tensor has no data")
     if not isinstance(data, np.ndarray):
         flat = _flatten(data)
         if not all(_is_number(v) for v in flat):
             bad = next(v for v in flat if not _is_number(v))
-            raise ServingError(Kind.INVALID, f"input data holds {type(bad).__name__} {_short(bad)}; {datatype} needs numbers")
+            raise ServingError(Kind.INVALID, f"input data holds {_kind(bad)}; {datatype} needs numbers")
         data = np.asarray(flat, dtype=INPUT_DATATYPES[datatype])
     if data.size != shape[0] * n:
         raise ServingError(
@@ -129,14 +179,164 @@ def rows_from_tensor(
         )
     rows = data.reshape(shape[0], n).astype(np.float64)
     _check_finite(rows, features)
-    return rows
+    return Batch([dict(zip(features, r, strict=True)) for r in rows.tolist()], rows)
+
+
+def batch_from_inputs(
+    inputs: Sequence[TensorInput], validator: RowValidator, max_instances: int, missing: object = None
+) -> Batch:
+    """Validate the inputs of an OIP inference request: the single ``features`` tensor of an
+    all-numeric model, or one input per feature; ``missing`` is the request parameter."""
+    names = validator.names
+    if not inputs:
+        form = f"{TENSOR_INPUT!r} [batch, {len(names)}] or " if validator.spec.numeric_only else ""
+        raise ServingError(Kind.INVALID, f"the request has no inputs; send {form}one input per feature: "
+                           f"{_input_list(validator.spec.features)}")
+    if len(inputs) == 1 and inputs[0].name == TENSOR_INPUT and TENSOR_INPUT not in names:
+        if parse_missing(missing):
+            raise ServingError(Kind.INVALID, "parameter 'missing' marks cells of per-feature inputs; "
+                               f"the {TENSOR_INPUT!r} tensor of an all-numeric model has no missing values")
+        t = inputs[0]
+        return batch_from_tensor(t.datatype, t.shape, t.data, validator, max_instances)
+    return batch_from_columns(inputs, validator, max_instances, parse_missing(missing))
+
+
+def parse_missing(value: object) -> dict[str, list[int]]:
+    """The ``missing`` request parameter: a JSON object ``{feature: [row indices]}``, sent
+    as a string (what an OIP parameter holds) or, over JSON, as the object itself."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise ServingError(Kind.INVALID, f"parameter 'missing' is not JSON: {_short(value)}; "
+                               "send an object {feature: [row indices]}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and all(type(i) is int for i in v) for v in value.values()
+    ):
+        raise ServingError(Kind.INVALID, f"parameter 'missing' must be an object {{feature: [row indices]}}; "
+                           f"got {_short(value)}")
+    return value
+
+
+def batch_from_columns(
+    inputs: Sequence[TensorInput], validator: RowValidator, max_instances: int,
+    missing: Mapping[str, list[int]] | None = None,
+) -> Batch:
+    """Validate OIP inputs of one feature each (shape ``[batch]`` or ``[batch, 1]``, datatype
+    by kind: see `KIND_DATATYPES`) into rows; see the module docstring for missing values."""
+    spec = validator.spec
+    by_name: dict[str, TensorInput] = {}
+    for t in inputs:
+        if t.name in by_name:
+            raise ServingError(Kind.INVALID, f"input {t.name!r} is sent twice; send each feature once")
+        by_name[t.name] = t
+    unknown = [name for name in by_name if name not in validator.names]
+    if unknown:
+        raise ServingError(Kind.INVALID, f"unknown input(s) {unknown[:10]}; this model's inputs are "
+                           f"{_input_list(spec.features)}")
+    absent = [f.name for f in spec.features if not f.optional and f.name not in by_name]
+    if absent:
+        raise ServingError(Kind.INVALID, f"no input for required feature(s) {absent[:10]}; this model's inputs are "
+                           f"{_input_list(spec.features)}")
+    columns: dict[str, list] = {}
+    size: int | None = None
+    for f in spec.features:
+        t = by_name.get(f.name)
+        if t is None:
+            continue
+        values = _column(t, f, max_instances)
+        if size is None:
+            size = len(values)
+        elif len(values) != size:
+            raise ServingError(Kind.INVALID, f"input {f.name!r} has {len(values)} rows but input "
+                               f"{next(iter(columns))!r} has {size}; every input has one value per row")
+        columns[f.name] = values
+    assert size is not None  # at least one input: a spec has a required feature, or we refused above
+    for name, indices in (missing or {}).items():
+        if name not in validator.names:
+            raise ServingError(Kind.INVALID, f"parameter 'missing' names unknown feature {name!r}; features are "
+                               f"{list(validator.names)[:50]}")
+        column = columns.get(name)
+        for i in indices:
+            if not 0 <= i < size:
+                raise ServingError(Kind.INVALID, f"parameter 'missing' marks row {i} of {name!r}; rows are 0..{size - 1}")
+            if column is not None:
+                column[i] = None
+    names = list(columns)
+    row = validator.row
+    rows = []
+    for i, values in enumerate(zip(*columns.values(), strict=True)):
+        try:
+            rows.append(row(dict(zip(names, values, strict=True))))
+        except RowError as e:
+            raise refused(e, f"row {i} ") from None
+    return _with_numeric(rows, validator)
+
+
+def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
+    """One input's values as Python values (None where NaN marks a missing optional number)."""
+    accepted = KIND_DATATYPES[f.kind]
+    if t.datatype not in accepted:
+        raise ServingError(Kind.INVALID, f"input {t.name!r} has datatype {_short(t.datatype)}; {f.kind.value} feature "
+                           f"{f.name!r} takes {' or '.join(accepted)}")
+    shape = t.shape
+    if (not isinstance(shape, list | tuple) or not 1 <= len(shape) <= 2 or not all(type(s) is int for s in shape)
+            or (len(shape) == 2 and shape[1] != 1) or shape[0] < 0):
+        raise ServingError(Kind.INVALID, f"input {t.name!r} has shape {_short(shape)}; send [batch] or [batch, 1] "
+                           "(one value per row)")
+    n = shape[0]
+    _check_count(n, max_instances, f"input {t.name!r}")
+    data = t.data
+    if data is None:
+        raise ServingError(Kind.MALFORMED, f"input {t.name!r} has no data")
+    if isinstance(data, np.ndarray):
+        values = data.tolist()
+    else:
+        values = list(_flatten(data))
+        if t.datatype == "BYTES":
+            values = [v.encode() if isinstance(v, str) else v for v in values]  # JSON strings, or bytes
+        ok = _JSON_TYPES[t.datatype]
+        bad = next((v for v in values if type(v) not in ok and v is not None), _NONE)  # null: missing
+        if bad is not _NONE:
+            raise ServingError(Kind.INVALID, f"input {t.name!r} holds {_kind(bad)}; {t.datatype} data are "
+                               f"{_JSON_WORDS[t.datatype]}")
+    if len(values) != n:
+        raise ServingError(Kind.INVALID, f"input {t.name!r} has {len(values)} values but shape {list(shape)} needs {n}")
+    if t.datatype == "BYTES":
+        try:
+            values = [None if v is None else v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            raise ServingError(Kind.INVALID, f"input {t.name!r} holds bytes that are not UTF-8 text") from None
+    elif f.optional and t.datatype in INPUT_DATATYPES:
+        values = [None if v is None or v != v else v for v in values]  # NaN: missing
+    return values
+
+
+_NONE = object()
+_JSON_TYPES = {"FP64": (int, float), "FP32": (int, float), "INT64": (int,), "INT32": (int,), "BOOL": (bool,),
+               "BYTES": (bytes,)}
+_JSON_WORDS = {"FP64": "numbers", "FP32": "numbers", "INT64": "integers", "INT32": "integers",
+               "BOOL": "true/false", "BYTES": "strings"}
+
+
+def _input_list(features: Sequence[FeatureSpec]) -> str:
+    parts = [f"{f.name} ({KIND_DATATYPES[f.kind][0]}{', optional' if f.optional else ''})" for f in features[:50]]
+    return ", ".join(parts) + (f", ... ({len(features)} in all)" if len(features) > 50 else "")
+
+
+# -- feedback -----------------------------------------------------------------------------------
 
 
 def check_feedback(
-    body: object, max_items: int, served: set[str], clock: Callable[[], float]
+    body: object, max_items: int, validators: Mapping[str, RowValidator], clock: Callable[[], float]
 ) -> list[dict]:
     """Validate feedback (one object or a list) into ``FeedbackWire``-shaped dicts.
 
+    ``validators`` maps each served model to its champion's validator: the label must be of
+    the model's task (and a known class when the spec fixes them), self-contained
+    ``features`` a valid raw row (written back validated: spec order, null for missing).
     ``event_id`` is assigned when absent (the trainer deduplicates on it); ``timestamp``
     defaults to now, so label delay can be measured downstream.
     """
@@ -151,23 +351,37 @@ def check_feedback(
         if not isinstance(item, dict):
             raise ServingError(Kind.MALFORMED, f"{where} is {_kind(item)}; expected {{model, prediction_id, label}}")
         record = {"event_id": uuid.uuid4().hex, "timestamp": clock(), **item}
-        if record.get("features") is None and record.get("prediction_id") is None:
+        features = record.pop("features", None)
+        if features is None and record.get("prediction_id") is None:
             raise ServingError(Kind.INVALID, f"{where} needs 'prediction_id' (or self-contained 'features')")
-        try:
-            wire = FeedbackWire.model_validate(record)
+        if "label" not in record:
+            raise ServingError(Kind.INVALID, f"{where} needs 'label'")
+        label = record["label"]
+        try:  # the envelope here; the label and the row are the model's validator's to judge
+            wire = FeedbackWire.model_validate({**record, "label": 0})
         except ValidationError as e:
             first = e.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise ServingError(Kind.INVALID, f"{where}: {loc or 'record'}: {first['msg']} (got {_short(first.get('input'))})") from None
-        if wire.model not in served:
-            raise ServingError(Kind.NOT_FOUND, f"{where} is for unknown model {wire.model!r}; served models: {sorted(served)}")
-        if wire.features is not None:
-            values = wire.features.values() if isinstance(wire.features, dict) else wire.features
-            if not all(math.isfinite(v) for v in values):
-                raise ServingError(Kind.INVALID, f"{where}: features must be finite numbers")
+        validator = validators.get(wire.model)
+        if validator is None:
+            raise ServingError(Kind.NOT_FOUND, f"{where} is for unknown model {wire.model!r}; served models: {sorted(validators)}")
         if wire.timestamp is not None and not math.isfinite(wire.timestamp):
             raise ServingError(Kind.INVALID, f"{where}: timestamp must be a finite number")
-        out.append(wire.model_dump(exclude_none=True))
+        try:
+            label = validator.label(label)
+        except RowError as e:
+            raise refused(e, f"{where}: ") from None
+        checked = {**wire.model_dump(exclude_none=True), "label": label}
+        if features is not None:
+            if type(features) is not dict and type(features) is not list:
+                raise ServingError(Kind.INVALID, f"{where}: features must be an object {{name: value}} or a list of "
+                                   f"{len(validator.names)} values; got {_kind(features)}")
+            try:
+                checked["features"] = validator.row(features)
+            except RowError as e:
+                raise refused(e, f"{where}: features: ") from None
+        out.append(checked)
     return out
 
 

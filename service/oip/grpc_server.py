@@ -6,8 +6,11 @@ champion, one set of metrics. It is grpcio's thread-pool server; each handler ha
 coroutine to the worker's event loop (where the batchers live) and waits for the result, so a
 gRPC and an HTTP request can share one model forward.
 
-Errors map from the data plane's kinds: INVALID_ARGUMENT for bad tensors, NOT_FOUND for an
-unknown model or version. Outputs go back as ``raw_output_contents`` (what tritonclient
+Inputs are one tensor per feature (or an all-numeric model's single ``features`` tensor), as
+``raw_input_contents`` or typed ``contents``; the request parameter ``missing`` (a string
+holding a JSON object ``{feature: [row indices]}``) marks missing cells. Errors map from the
+data plane's kinds: INVALID_ARGUMENT for bad tensors, NOT_FOUND for an unknown model or
+version. Outputs go back as ``raw_output_contents`` (what tritonclient
 reads fastest).
 """
 
@@ -25,10 +28,13 @@ from service.errors import Kind, ServingError
 from service.oip import tensors
 from service.oip.generated import grpc_service_pb2 as pb
 from service.oip.generated import grpc_service_pb2_grpc as pb_grpc
+from service.validation import TensorInput
 
 log = logging.getLogger(__name__)
 
-_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents",
+             "INT32": "int_contents", "BOOL": "bool_contents", "BYTES": "bytes_contents"}
+_DTYPES = {"FP32": np.float64, "FP64": np.float64, "INT64": np.int64, "INT32": np.int64, "BOOL": np.bool_}
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -83,42 +89,56 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request, context):
         model = request.model_name
         try:
-            datatype, shape, data = _decode_input(request)
-            names = tensors.requested_outputs(o.name for o in request.outputs)
+            inputs = _decode_inputs(request)
+            names = [o.name for o in request.outputs]
+            tensors.requested_outputs(names, self._plane.champion(model, request.model_version or None))
+            param = request.parameters.get(tensors.MISSING_PARAMETER)
+            missing = _parameter(param) if param is not None else None
         except ServingError as e:
             self._plane.refuse(e, model, "grpc")
             context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
-        coro = self._plane.infer_tensor(model, datatype, shape, data, request.model_version or None, "grpc")
+        coro = self._plane.infer_inputs(model, inputs, missing, request.model_version or None, "grpc")
         result = self._run(coro, context)
         response = pb.ModelInferResponse(
             model_name=model, model_version=str(result.champion.version), id=request.id
         )
-        response.parameters["classes"].string_param = ",".join(str(c) for c in result.champion.classes)
+        if result.champion.is_classification:
+            response.parameters["classes"].string_param = ",".join(str(c) for c in result.champion.classes)
         for name, datatype, shape, values in tensors.output_tensors(result, names):
             response.outputs.add(name=name, datatype=datatype, shape=shape)
             if datatype == "BYTES":
                 response.raw_output_contents.append(tensors.serialize_bytes(values))
             else:
-                response.raw_output_contents.append(np.ascontiguousarray(values, dtype="<f4").tobytes())
+                dtype = "<f8" if datatype == "FP64" else "<f4"
+                response.raw_output_contents.append(np.ascontiguousarray(values, dtype=dtype).tobytes())
         return response
 
 
-def _decode_input(request) -> tuple[str, list[int], np.ndarray | list | None]:
-    if len(request.inputs) != 1:
-        raise ServingError(
-            Kind.INVALID,
-            f"send exactly one input tensor {tensors.INPUT_NAME!r} [batch, n_features]; got {len(request.inputs)} inputs",
-        )
-    tensor = request.inputs[0]
-    datatype, shape = tensor.datatype, list(tensor.shape)
-    if request.raw_input_contents:
-        if len(request.raw_input_contents) != 1:
-            raise ServingError(Kind.INVALID, f"got {len(request.raw_input_contents)} raw inputs for 1 input tensor")
-        return datatype, shape, tensors.decode_raw(datatype, request.raw_input_contents[0])
-    field = _CONTENTS.get(datatype)
-    if field is None:
-        return datatype, shape, None  # the data plane names the datatype problem
-    return datatype, shape, np.asarray(getattr(tensor.contents, field), dtype=np.float64)
+def _parameter(p) -> object:
+    """The value of an ``InferParameter`` (whichever of its fields is set)."""
+    which = p.WhichOneof("parameter_choice")
+    return getattr(p, which) if which else None
+
+
+def _decode_inputs(request) -> list[TensorInput]:
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise ServingError(Kind.INVALID, f"got {len(raw)} raw inputs for {len(request.inputs)} input tensors")
+    out = []
+    for i, tensor in enumerate(request.inputs):
+        datatype, shape = tensor.datatype, list(tensor.shape)
+        if raw:
+            data = tensors.decode_raw(datatype, raw[i])
+        else:
+            field = _CONTENTS.get(datatype)
+            if field is None:
+                data = None  # the validator names the datatype problem
+            elif datatype == "BYTES":
+                data = list(tensor.contents.bytes_contents)
+            else:
+                data = np.asarray(getattr(tensor.contents, field), dtype=_DTYPES[datatype])
+        out.append(TensorInput(tensor.name, datatype, shape, data))
+    return out
 
 
 def start_grpc_server(plane: DataPlane, loop: asyncio.AbstractEventLoop, host: str, port: int,

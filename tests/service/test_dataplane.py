@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 from service.dataplane import DataPlane
 from service.errors import Kind, ServingError
 from service.metrics_exposition import build_service_metrics
-from service.model_holder import ModelHolder, build_champion
+from service.model_holder import Champion, ModelHolder, build_champion
 from service.prediction_log import KafkaEventLog
+from service.validation import batch_from_instances
 from streaming.schemas import ModelSchema, decode_prediction
 from training.learners.candidates import logistic_regression
 from training.reference import reference_histograms
@@ -78,7 +80,7 @@ def test_predict_returns_ids_labels_and_probabilities(run, plane: DataPlane, tra
         ([], Kind.INVALID, "empty"),
         ("x", Kind.MALFORMED, "must be a list"),
         ([[1.0]], Kind.INVALID, "has 1 values"),
-        ([{"features": {"nope": 1.0}}], Kind.INVALID, "unknown ['nope']"),
+        ([{"features": {"nope": 1.0}}], Kind.INVALID, "unknown feature(s) ['nope']"),
         ([{"x": 1}], Kind.MALFORMED, "keys ['x']"),
         ([[float("inf")] * 9], Kind.INVALID, "inf"),
         ([["1"] * 9], Kind.INVALID, "str '1'"),
@@ -142,16 +144,19 @@ def test_psi_gauges_follow_shifted_traffic(run, plane: DataPlane, trained):
     assert sample(plane, "perennial_feature_drift_psi", model=MODEL, feature="age") < 0.5
 
 
-def test_prediction_records_satisfy_the_streaming_schema(plane: DataPlane, trained):
+def test_prediction_records_satisfy_the_streaming_schema(run, plane: DataPlane, trained):
     learner, xs = trained
     champ = plane.holder.get(MODEL)
-    rows = np.array([[xs[0][f] for f in champ.features]])
-    records = plane._records(champ, rows, np.array([[0.25, 0.75]]), ["id1"], [1])
+    batch = batch_from_instances([{"features": xs[0]}], champ.validator, 8)
+    result = run(plane._infer(champ, batch))
+    records = plane._records(champ, batch, result)
     import json
 
     schema = ModelSchema(MODEL, tuple(champ.features), tuple(champ.classes))
     decoded = decode_prediction(json.dumps(records[0]).encode(), schema)
-    assert decoded.prediction_id == "id1" and decoded.version == 1 and decoded.label == 1
+    assert decoded.prediction_id == result.prediction_ids[0] and decoded.version == 1
+    assert decoded.label == learner.predict_one(xs[0])
+    assert records[0]["features"] == {f: float(xs[0][f]) for f in champ.features}
 
 
 def test_feedback_validation(plane: DataPlane):
@@ -179,17 +184,22 @@ def test_admin_token_checks(plane: DataPlane):
 def test_forward_uses_a_learners_row_interface_when_it_has_one(plane: DataPlane, trained):
     learner, xs = trained
     champ = plane.holder.get(MODEL)
-    rows = np.array([[x[f] for f in champ.features] for x in xs[:3]])
-    by_dicts = champ.forward(rows, observe=False)
+    batch = batch_from_instances([{"features": x} for x in xs[:3]], champ.validator, 8)
+    by_dicts = champ.forward(batch, observe=False)
     calls = []
 
-    def predict_proba_rows(r: np.ndarray) -> np.ndarray:  # what a PyTorch learner would do in one op
-        calls.append(r.shape)
-        return by_dicts[: len(r)]
+    class Rows(type(champ.learner)):  # what a PyTorch learner does: one op on the numeric rows
+        def predict_proba_rows(self, r: np.ndarray) -> np.ndarray:
+            calls.append(r.shape)
+            return by_dicts[: len(r)]
 
-    champ.learner.predict_proba_rows = predict_proba_rows
-    try:
-        np.testing.assert_array_equal(champ.forward(rows, observe=False), by_dicts)
-    finally:
-        del champ.learner.predict_proba_rows
+    fast = Champion(MODEL, champ.info, _as(champ.learner, Rows),
+                    champ.spec, champ.metrics, champ.drift)
+    np.testing.assert_array_equal(fast.forward(batch, observe=False), by_dicts)
     assert calls == [(3, 9)]
+
+
+def _as(learner, cls):
+    clone = copy.copy(learner)
+    clone.__class__ = cls
+    return clone
