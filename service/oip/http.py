@@ -32,7 +32,8 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
     """Parse an OIP REST infer body (JSON, or JSON header + binary tensors)."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # ASCII digits only: str.isdigit() also accepts '²' or '١', which int() then rejects or misreads
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise ServingError(
                 Kind.MALFORMED, f"Inference-Header-Content-Length {header_length!r} does not fit a {len(body)}-byte body"
             )
@@ -54,8 +55,9 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
         )
     tensor = inputs[0]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
+    _check_tensor_fields(tensor)
     params = tensor.get("parameters") or {}
-    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    size = params.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0 or size > len(binary):
             raise ServingError(Kind.MALFORMED, f"binary_data_size {size!r} does not fit the {len(binary)} binary bytes sent")
@@ -64,12 +66,47 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
         data = tensor.get("data")
         if data is not None and not isinstance(data, list):
             raise ServingError(Kind.MALFORMED, f"input 'data' must be a list of numbers, got {type(data).__name__}")
+        if data is not None:
+            _check_json_numbers(data)
     outputs = doc.get("outputs") or []
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise ServingError(Kind.MALFORMED, "'outputs' must be a list of {name} objects")
-    names = tensors.requested_outputs(str(o.get("name")) for o in outputs)
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                for o in outputs):
+        raise ServingError(Kind.MALFORMED, "'outputs' must be a list of {\"name\": string} objects")
+    names = tensors.requested_outputs(o["name"] for o in outputs)
     request_id = doc.get("id")
     return HttpInferRequest(datatype, shape, data, names, request_id if isinstance(request_id, str) else None)
+
+
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _check_tensor_fields(tensor: dict) -> None:
+    """Every OIP input field by JSON type and range, before anything uses it (400 names the field)."""
+    for name in ("name", "datatype"):
+        value = tensor.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ServingError(Kind.MALFORMED, f"input {name!r} must be a string, got {type(value).__name__} "
+                               f"{str(value)[:40]}; e.g. 'datatype': 'FP32'")
+    shape = tensor.get("shape")
+    if shape is not None and (not isinstance(shape, list)
+                              or not all(type(s) is int and 0 <= s < 2**31 for s in shape)):
+        raise ServingError(Kind.MALFORMED, f"input 'shape' must be a list of non-negative integers, got "
+                           f"{str(shape)[:60]}")
+    params = tensor.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ServingError(Kind.MALFORMED, f"input 'parameters' must be an object, got {type(params).__name__}")
+
+
+def _check_json_numbers(data: list) -> None:
+    """Integers beyond the float range cannot become a tensor (OverflowError): refuse them by name."""
+    stack = [data]
+    while stack:
+        for v in stack.pop():
+            if type(v) is list:
+                stack.append(v)
+            elif type(v) is int and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+                raise ServingError(Kind.INVALID, f"input data holds an integer of {v.bit_length()} bits, beyond "
+                                   "the range of a float; send finite numbers")
 
 
 def encode_infer_response(result: InferResult, request: HttpInferRequest) -> dict:
