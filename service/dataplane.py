@@ -202,7 +202,8 @@ class DataPlane:
         refusals are specific: 4xx for what the client must change, 429/503 with Retry-After for
         what it should retry unchanged.
         """
-        model = body.get("model") if isinstance(body, dict) else None
+        first = body[0] if isinstance(body, list) and body else body
+        model = first.get("model") if isinstance(first, dict) else None
         count = len(body) if isinstance(body, list) else 1
         try:
             try:
