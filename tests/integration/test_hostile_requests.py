@@ -8,7 +8,6 @@ import http.client
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
