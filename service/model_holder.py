@@ -8,7 +8,11 @@ forward — before it replaces the mapping in a single assignment. A request tak
 champion once at the start and keeps it to the end, so in-flight requests finish on the old
 version; the old batcher is closed when its last request leaves. A version that fails to
 load, verify or predict is refused (counted as ``perennial_model_swaps_total{result="refused"}``,
-logged with the reason) and the old champion keeps serving.
+logged with the reason) and the old champion keeps serving. When nothing is served yet (at
+start) and the champion is refused, the ``previous`` version is served if it verifies
+(``perennial_champion_fallbacks_total``), so one corrupt file does not take the model offline;
+either way the watcher retries the champion every ``retry_s``, so a repaired file is picked
+up without an alias move.
 """
 
 from __future__ import annotations
