@@ -15,6 +15,7 @@ import logging
 
 import bentoml
 
+from service import connection_guard
 from service.http_api import build_http_app
 from service.metrics_exposition import append_exposition
 from service.runtime import Runtime
@@ -31,6 +32,10 @@ def _share_bentoml_log_handlers(*names: str) -> None:
             logger.handlers = list(handlers)
             logger.setLevel(logging.INFO)
             logger.propagate = False
+
+
+# Before BentoML builds the uvicorn server of this worker (it imports this module first).
+connection_guard.install(ServiceSettings().http_idle_timeout_s)
 
 
 def _plane():

@@ -12,7 +12,7 @@ registry calls (admin, listing) run in a thread so a slow volume never stalls th
 
 from __future__ import annotations
 
-import hmac
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,8 +23,18 @@ import numpy as np
 
 from service.batch import Batch
 from service.errors import Kind, ServingError
+from service.feedback_rules import (
+    FeedbackAuth,
+    IssuedPredictions,
+    RateLimiter,
+    bearer_token,
+    check_content_type,
+    check_record_size,
+    check_trust,
+    tokens_match,
+)
 from service.model_holder import Champion, ModelHolder
-from service.prediction_log import KafkaEventLog
+from service.prediction_log import KafkaEventLog, encode_record
 from service.validation import (
     TENSOR_INPUT,
     TensorInput,
@@ -35,6 +45,7 @@ from service.validation import (
 from streaming.metrics import ServiceMetrics
 from training.registry import IntegrityError, RegistryError, VersionNotFoundError
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class InferResult:
@@ -61,6 +72,10 @@ class DataPlane:
         admin_token: str | None = None,
         log_predictions: bool = True,
         clock: Callable[[], float] = time.time,
+        feedback_auth: FeedbackAuth | None = None,
+        issued: IssuedPredictions | None = None,
+        rate_limiter: RateLimiter | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         self.holder = holder
         self.metrics = metrics
@@ -69,6 +84,10 @@ class DataPlane:
         self._admin_token = admin_token
         self._log_predictions = log_predictions and event_log.enabled
         self._clock = clock
+        self.feedback_auth = feedback_auth or FeedbackAuth(())
+        self.issued = issued or IssuedPredictions()
+        self.rate_limiter = rate_limiter or RateLimiter(rate=0, burst=1)
+        self.max_record_bytes = max_record_bytes
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -77,6 +96,13 @@ class DataPlane:
         label = model if isinstance(model, str) and model in self.holder.served() else ""
         self.metrics.request_errors.labels(model=label, transport=transport, reason=error.kind.reason).inc()
         return error
+
+    def internal(self, exc: BaseException, model: object, transport: str) -> ServingError:
+        """An unexpected exception (a bug): logged with its traceback, counted as reason ``internal``
+        (what the promotion guard's ``internal_errors`` check watches), answered without details."""
+        log.error("internal error answering a %s request for model %r", transport, model, exc_info=exc)
+        error = ServingError(Kind.INTERNAL, f"internal error ({type(exc).__name__}); it is logged and counted")
+        return self.refuse(error, model, transport)
 
     def champion(self, model: object, version: object = None) -> Champion:
         if not isinstance(model, str) or not model:
@@ -100,6 +126,8 @@ class DataPlane:
             result = await self._infer(champ, batch)
         except ServingError as e:
             raise self.refuse(e, model, transport) from None
+        except Exception as e:
+            raise self.internal(e, model, transport) from e
         if result.values is not None:
             predictions = [{"prediction_id": pid, "value": v}
                            for pid, v in zip(result.prediction_ids, result.values.tolist(), strict=True)]
@@ -124,6 +152,8 @@ class DataPlane:
             return await self._infer(champ, batch)
         except ServingError as e:
             raise self.refuse(e, model, transport) from None
+        except Exception as e:
+            raise self.internal(e, model, transport) from e
 
     async def infer_tensor(
         self, model: object, datatype: object, shape: object, data: np.ndarray | list | None,
@@ -147,6 +177,7 @@ class DataPlane:
         else:
             result = InferResult(champ, None, ids, values=out)
         self.metrics.predictions.labels(model=champ.model, version=str(champ.version)).inc(n)
+        self.issued.add(champ.model, ids)
         if self._log_predictions:
             self.event_log.log_predictions(champ.model, self._records(champ, batch, result))
         return result
@@ -174,21 +205,63 @@ class DataPlane:
 
     # -- feedback ---------------------------------------------------------------------------
 
-    def feedback(self, body: object, transport: str = "http") -> dict:
-        """``POST /feedback``: one record or a list, produced to ``<model>.feedback``."""
-        model = body.get("model") if isinstance(body, dict) else None
+    def check_feedback_access(self, authorization: str | None, content_type: str | None,
+                              transport: str = "http") -> bool:
+        """Before the body is read: JSON only (415), the token when one is configured (401/403).
+
+        Returns whether the request is trusted (it carried a valid feedback token).
+        """
         try:
-            validators = {name: champ.validator for name, champ in self.holder.served().items()}
-            records = check_feedback(body, self.max_instances, validators, self._clock)
-            by_model: dict[str, list[dict]] = {}
-            for record in records:
-                by_model.setdefault(record["model"], []).append(record)
-            for name, items in by_model.items():
-                self.event_log.send_feedback(name, items)
-                self.metrics.feedback_received.labels(model=name).inc(len(items))
+            check_content_type(content_type)
+            return self.feedback_auth.check(authorization)
         except ServingError as e:
-            raise self.refuse(e, model, transport) from None
+            self.metrics.feedback_refused.labels(model="", reason=e.kind.reason).inc()
+            raise self.refuse(e, None, transport) from None
+
+    async def feedback(self, body: object, transport: str = "http", *, trusted: bool = True,
+                       client: str = "unknown") -> dict:
+        """``POST /feedback``: one record or a list, made durable for ``<model>.feedback``.
+
+        Answers only once the records are in the fsynced spool (see `service.prediction_log`);
+        refusals are specific: 4xx for what the client must change, 429/503 with Retry-After for
+        what it should retry unchanged.
+        """
+        first = body[0] if isinstance(body, list) and body else body
+        model = first.get("model") if isinstance(first, dict) else None
+        count = len(body) if isinstance(body, list) else 1
+        try:
+            try:
+                self.rate_limiter.take(client, count)
+                # labels and features through each model's spec validator (`check_feedback`)
+                validators = {name: champ.validator for name, champ in self.holder.served().items()}
+                records = check_feedback(body, self.max_instances, validators, self._clock)
+                listed = isinstance(body, list)
+                labeled = check_trust(records, trusted, self.issued, listed)
+                for i, record in enumerate(records):
+                    check_record_size(len(encode_record(record)), self.max_record_bytes,
+                                      f"feedback record {i}" if listed else "feedback")
+                by_model: dict[str, list[dict]] = {}
+                for record in records:
+                    by_model.setdefault(record["model"], []).append(record)
+                await anyio.to_thread.run_sync(self._spool_feedback, by_model)
+                self.issued.consume(labeled)
+            except ServingError:
+                raise
+            except Exception as e:
+                raise self.internal(e, model, transport) from e
+        except ServingError as e:
+            if e.kind is not Kind.INTERNAL:
+                self.refuse(e, model, transport)
+            label = model if isinstance(model, str) and model in self.holder.served() else ""
+            self.metrics.feedback_refused.labels(model=label, reason=e.kind.reason).inc(count)
+            raise
+        for name, items in by_model.items():
+            self.metrics.feedback_accepted.labels(model=name).inc(len(items))
         return {"accepted": len(records), "event_ids": [r["event_id"] for r in records]}
+
+    def _spool_feedback(self, by_model: dict[str, list[dict]]) -> None:
+        for name, items in by_model.items():
+            self.event_log.send_feedback(name, items)
 
     # -- registry views and admin -----------------------------------------------------------
 
@@ -196,15 +269,27 @@ class DataPlane:
         return await anyio.to_thread.run_sync(self._list_models)
 
     def _list_models(self) -> dict:
+        """Every model in the registry; what cannot be read (a garbage alias file, a version whose
+        metadata is corrupt) is reported as ``problems`` of that model instead of failing the list."""
         registry = self.holder.registry
         served = self.holder.served()
         out = []
         for name in registry.models():
             champ = served.get(name)
+            problems: list[str] = []
+
+            def read(what: str, fn, default=None, problems=problems):  # noqa: ANN001, ANN202
+                try:
+                    return fn()
+                except Exception as e:  # one unreadable file must not hide the others
+                    problems.append(f"{what}: {e}")
+                    return default
+
+            versions = read("versions", lambda name=name: registry.versions(name), [])
             out.append({
                 "name": name,
-                "champion": registry.alias(name, "champion"),
-                "previous": registry.alias(name, "previous"),
+                "champion": read("champion alias", lambda name=name: registry.alias(name, "champion")),
+                "previous": read("previous alias", lambda name=name: registry.alias(name, "previous")),
                 "served_version": champ.version if champ else None,
                 "learner": champ.info.learner if champ else None,
                 "feature_names": champ.features if champ else None,
@@ -214,18 +299,20 @@ class DataPlane:
                 "versions": [
                     {"version": v.version, "learner": v.learner, "parent": v.parent,
                      "created_at": v.created_at, "metrics": v.metrics, "note": v.note}
-                    for v in registry.versions(name)
+                    for v in versions
                 ],
+                "problems": problems,
             })
         return {"models": out, "refused": list(self.holder.refusals)}
 
     def check_admin(self, authorization: str | None) -> None:
         """Bearer-token check: 401 without a token, 403 with a wrong one or when disabled."""
-        if not authorization or not authorization.startswith("Bearer "):
+        token = bearer_token(authorization)
+        if token is None:
             raise ServingError(Kind.UNAUTHORIZED, "admin endpoints need 'Authorization: Bearer <token>'")
         if self._admin_token is None:
             raise ServingError(Kind.FORBIDDEN, "admin endpoints are disabled: PERENNIAL_ADMIN_TOKEN is not set")
-        if not hmac.compare_digest(authorization[7:].strip().encode(), self._admin_token.encode()):
+        if not tokens_match(token, [self._admin_token]):
             raise ServingError(Kind.FORBIDDEN, "wrong admin token")
 
     async def admin(self, action: str, body: object, authorization: str | None) -> dict:
@@ -246,6 +333,8 @@ class DataPlane:
             return await anyio.to_thread.run_sync(self._rollback, model, reason)
         except ServingError as e:
             raise self.refuse(e, model, "http") from None
+        except Exception as e:
+            raise self.internal(e, model, "http") from e
 
     def _promote(self, model: str, version: int, reason: str) -> dict:
         with _registry_errors():
@@ -279,6 +368,11 @@ class _registry_errors:
             raise ServingError(Kind.CONFLICT, f"refused: {exc}") from exc
         if isinstance(exc, RegistryError):
             raise ServingError(Kind.CONFLICT, str(exc)) from exc
+        if isinstance(exc, OSError):  # a read-only or full volume: the registry is fine, the write is not
+            raise ServingError(
+                Kind.UNAVAILABLE, f"the registry cannot be written ({exc.strerror or exc}: {exc.filename}); "
+                "promote or roll back where the registry volume is writable (the trainer), or retry later"
+            ) from exc
         return False
 
 

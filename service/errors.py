@@ -20,7 +20,10 @@ class Kind(enum.Enum):
     UNAUTHORIZED = (401, "UNAUTHENTICATED", "unauthorized")  # no bearer token
     FORBIDDEN = (403, "PERMISSION_DENIED", "forbidden")  # wrong token, or admin disabled
     CONFLICT = (409, "FAILED_PRECONDITION", "conflict")  # e.g. nothing to roll back to
-    UNAVAILABLE = (503, "UNAVAILABLE", "unavailable")  # feedback without a broker, not ready
+    UNSUPPORTED_MEDIA = (415, "INVALID_ARGUMENT", "unsupported_media")  # not a JSON content type
+    RATE_LIMITED = (429, "RESOURCE_EXHAUSTED", "rate_limited")  # over the per-client rate
+    UNAVAILABLE = (503, "UNAVAILABLE", "unavailable")  # feedback spool full, registry read-only, not ready
+    INTERNAL = (500, "INTERNAL", "internal")  # a bug: counted, so the promotion guard sees it
 
     @property
     def http_status(self) -> int:
@@ -43,10 +46,11 @@ class ServingError(Exception):
     (404, 'NOT_FOUND')
     """
 
-    def __init__(self, kind: Kind, message: str) -> None:
+    def __init__(self, kind: Kind, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.retry_after = retry_after  # seconds, for a Retry-After header on 429 / 503
 
     def to_json(self) -> dict[str, str]:
         return {"error": self.message, "reason": self.kind.reason}

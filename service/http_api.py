@@ -34,7 +34,7 @@ async def read_json(request: Request, limit: int) -> object:
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ServingError(Kind.TOO_LARGE, f"request body is {declared} bytes; at most {limit} are accepted")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -55,7 +55,15 @@ def parse_json(body: bytes) -> object:
 
 
 def error_response(e: ServingError) -> JSONResponse:
-    return JSONResponse(e.to_json(), status_code=e.kind.http_status)
+    """The JSON error; ``Retry-After`` on 429/503 when known, and ``Connection: close`` where the
+    connection cannot be reused (a body left unread, or a bug), so a keep-alive client is told
+    rather than finding the socket dropped."""
+    headers = {}
+    if e.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(round(e.retry_after))))
+    if e.kind in (Kind.TOO_LARGE, Kind.INTERNAL):
+        headers["Connection"] = "close"
+    return JSONResponse(e.to_json(), status_code=e.kind.http_status, headers=headers)
 
 
 def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starlette:
@@ -68,6 +76,8 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
                 return await handler(request, plane)
             except ServingError as e:
                 return error_response(e)
+            except Exception as e:  # a bug below: counted as `internal`, never an uncounted 500
+                return error_response(plane.internal(e, request.path_params.get("model"), "http"))
 
         return Route(path, endpoint, methods=[method], name=handler.__name__)
 
@@ -81,11 +91,15 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
         return JSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
 
     async def feedback(request: Request, plane: DataPlane) -> Response:
+        # who may send, and as what, before anything about the body is looked at
+        trusted = plane.check_feedback_access(request.headers.get("authorization"),
+                                              request.headers.get("content-type"), "http")
         try:
             body = await read_json(request, body_limit())
         except ServingError as e:
             raise plane.refuse(e, None, "http") from None
-        return JSONResponse(plane.feedback(body, "http"), status_code=202)
+        client = request.client.host if request.client else "unknown"
+        return JSONResponse(await plane.feedback(body, "http", trusted=trusted, client=client), status_code=202)
 
     async def models(request: Request, plane: DataPlane) -> Response:
         return JSONResponse(await plane.list_models())

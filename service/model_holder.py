@@ -10,7 +10,11 @@ forward — before it replaces the mapping in a single assignment. A request tak
 champion once at the start and keeps it to the end, so in-flight requests finish on the old
 version; the old batcher is closed when its last request leaves. A version that fails to
 load, verify or predict is refused (counted as ``perennial_model_swaps_total{result="refused"}``,
-logged with the reason) and the old champion keeps serving.
+logged with the reason) and the old champion keeps serving. When nothing is served yet (at
+start) and the champion is refused, the ``previous`` version is served if it verifies
+(``perennial_champion_fallbacks_total``), so one corrupt file does not take the model offline;
+either way the watcher retries the champion every ``retry_s``, so a repaired file is picked
+up without an alias move.
 """
 
 from __future__ import annotations
@@ -202,11 +206,16 @@ class ModelHolder:
         build: Callable[[LoadedVersion], Champion],
         metrics: ServiceMetrics,
         interval_s: float = 1.0,
+        retry_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self._build = build
         self._metrics = metrics
         self._interval = interval_s
+        self._retry_s = retry_s
+        self._clock = clock
+        self._retry_at: dict[str, float] = {}  # models whose champion alias is not what they serve
         self._champions: dict[str, Champion] = {}
         self._tokens: dict[str, object] = {}
         self._stop = threading.Event()
@@ -229,7 +238,8 @@ class ModelHolder:
 
     @property
     def ready(self) -> bool:
-        """True when at least one model is served and every model with a champion alias is."""
+        """True when at least one model is served and every model with a champion alias is
+        (a model serving its ``previous`` version because the champion did not verify counts)."""
         return bool(self._champions) and all(
             m in self._champions for m, t in self._tokens.items() if t is not None
         )
@@ -254,9 +264,12 @@ class ModelHolder:
                 continue
             if token != self._tokens.get(model, ()):
                 self._refresh(model, token)
+            elif model in self._retry_at and self._clock() >= self._retry_at[model]:
+                self._refresh(model, token)  # the champion was refused: it may have been repaired
 
     def _refresh(self, model: str, token) -> None:
         self._tokens[model] = token
+        self._retry_at.pop(model, None)
         version = token[0] if token else None
         current = self._champions.get(model)
         if version is None or (current is not None and current.version == version):
@@ -266,10 +279,32 @@ class ModelHolder:
         except Exception as e:
             self._metrics.model_swaps.labels(model=model, result="refused").inc()
             served = current.version if current else None
-            log.error("refused %s version %s (still serving %s): %s", model, version, served, e)
+            log.error("refused %s version %s (still serving %s; retrying in %.0fs): %s",
+                      model, version, served, self._retry_s, e)
             self.refusals.append({"model": model, "version": version, "reason": str(e)})
             del self.refusals[:-20]
+            self._retry_at[model] = self._clock() + self._retry_s
+            if current is None:
+                self._fall_back(model, version)
             return
+        self._install(model, champ, current)
+
+    def _fall_back(self, model: str, refused: int) -> None:
+        """Nothing served and the champion refused (at start): serve ``previous`` if it verifies."""
+        try:
+            previous = self.registry.alias(model, "previous")
+            if previous is None or previous == refused:
+                return
+            champ = self._build(self.registry.load(model, previous))
+        except Exception as e:
+            log.error("%s: previous version cannot be served either: %s", model, e)
+            return
+        self._metrics.champion_fallbacks.labels(model=model).inc()
+        log.error("%s: champion version %s does not verify or load; serving previous version %s instead "
+                  "until the champion is repaired or moved", model, refused, previous)
+        self._install(model, champ, None)
+
+    def _install(self, model: str, champ: Champion, current: Champion | None) -> None:
         self._champions = {**self._champions, model: champ}  # one reference swap
         self._metrics.model_swaps.labels(model=model, result="loaded").inc()
         self._metrics.served_version.labels(model=model).set(champ.version)

@@ -1,11 +1,19 @@
-"""The service's only Kafka client: prediction log and feedback, produced off the request path.
+"""The service's only Kafka client: feedback (durable) and the prediction log (best effort, spooled).
 
-A prediction must never wait for Kafka: requests put a small dict into a bounded queue and
-return; one background thread owns a kafka-python ``KafkaProducer``, serializes, and sends.
-When the queue is full (a slow or absent broker) a prediction record is dropped and counted
-(``perennial_prediction_log_dropped_total``). Feedback is worth more than a log line, so a
-full queue refuses it with 503 instead of dropping it silently (the caller can retry). Topics
-are created on first use (``streaming.broker.ensure_topics``), as the trainer would.
+**Feedback** is a promise: ``/feedback`` answers 2xx only once the records are in the local
+durable spool (`service.spool`, fsynced before the answer); a drain thread sends them to
+``<model>.feedback`` in order with the broker's acknowledgement (``acks=all`` by default)
+and removes them from the spool only then. A broker that is down — at start, or for longer
+than the producer's delivery timeout — delays delivery, it does not lose labels. A full spool
+(or a disk that cannot be written) refuses with 503 and ``Retry-After``, so the client keeps
+the label. Records too large for Kafka are refused at the door (the data plane checks
+`max_record_bytes` first), so they never wedge the spool.
+
+**Predictions** must never wait: a request puts its records into a bounded in-memory queue
+and returns; a thread sends them while the broker takes them, and moves them to a second,
+bounded spool (written but not fsynced per record) while it does not, so labels that arrive
+after an outage still find their prediction to join. Whatever does not fit is dropped and
+counted (``perennial_prediction_log_dropped_total``).
 
 Record shapes are the ones ``streaming.schemas`` validates (``PredictionWire``,
 ``FeedbackWire``); a contract test decodes what this module writes with those decoders.
@@ -17,20 +25,43 @@ import contextlib
 import json
 import logging
 import queue
+import tempfile
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from service.errors import Kind, ServingError
+from service.spool import Spool, SpoolFull, claim_slots
 from streaming.metrics import ServiceMetrics
 from streaming.topics import feedback_topic, key, predictions_topic
 
 log = logging.getLogger(__name__)
 
 _RECONNECT_S = 2.0
+_DRAIN_BATCH = 500
+FEEDBACK, PREDICTIONS = "feedback", "predictions"
+
+
+def encode_record(record: dict) -> bytes:
+    """The bytes a record is produced as (also what the door measures against the size limit)."""
+    return json.dumps(record, separators=(",", ":")).encode("utf-8")
+
+
+def _payload(model: str, value: bytes) -> bytes:
+    return model.encode("utf-8") + b"\x00" + value
+
+
+def _unpayload(payload: bytes) -> tuple[str, bytes]:
+    model, _, value = payload.partition(b"\x00")
+    return model.decode("utf-8"), value
 
 
 class KafkaEventLog:
-    """Bounded queue + producer thread. ``bootstrap_servers=""`` disables Kafka entirely."""
+    """Durable feedback spool + prediction queue, drained to Kafka by two threads.
+
+    ``bootstrap_servers=""`` disables Kafka entirely (feedback then answers 503).
+    """
 
     def __init__(
         self,
@@ -38,153 +69,354 @@ class KafkaEventLog:
         metrics: ServiceMetrics,
         buffer: int = 10_000,
         create_topics: bool = True,
+        *,
+        spool_dir: Path | None = None,
+        feedback_spool_records: int = 100_000,
+        feedback_spool_bytes: int = 256 * 1024 * 1024,
+        prediction_spool_records: int = 100_000,
+        prediction_spool_bytes: int = 256 * 1024 * 1024,
+        delivery_timeout_s: float = 120.0,
+        acks: str | int = "all",
+        retry_after_s: int = 5,
+        producer_factory: Callable[..., object] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._metrics = metrics
-        self._queue: queue.Queue[tuple[str, str, dict] | None] = queue.Queue(maxsize=buffer)
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=buffer)
         self._create_topics = create_topics
         self._known_topics: set[str] = set()
+        self._topic_lock = threading.Lock()
         self._producer = None
+        self._producer_lock = threading.Lock()
+        self._producer_factory = producer_factory
         self._next_connect = 0.0
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self.sent = 0  # records acknowledged by the broker (for tests and /models diagnostics)
+        self._healthy = False  # the broker took our last send
+        self._delivery_timeout_s = delivery_timeout_s
+        self._acks = acks
+        self.retry_after_s = retry_after_s
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._outage_logged = False
+        self.sent = 0  # records acknowledged by the broker (tests and diagnostics)
+        self.feedback: Spool | None = None
+        self.predictions: Spool | None = None
+        self._orphans: dict[str, list[Spool]] = {FEEDBACK: [], PREDICTIONS: []}
+        if self.enabled:
+            if spool_dir is None:
+                spool_dir = Path(tempfile.mkdtemp(prefix="perennial-spool-"))
+                log.warning("no spool directory configured; using %s (not kept across restarts)", spool_dir)
+            self.spool_dir = Path(spool_dir)
+            self.feedback, self._orphans[FEEDBACK] = claim_slots(
+                self.spool_dir / FEEDBACK, max_records=feedback_spool_records, max_bytes=feedback_spool_bytes)
+            self.predictions, self._orphans[PREDICTIONS] = claim_slots(
+                self.spool_dir / PREDICTIONS, max_records=prediction_spool_records,
+                max_bytes=prediction_spool_bytes, sync=False)
+            self._set_gauges()
 
     @property
     def enabled(self) -> bool:
         return bool(self.bootstrap_servers)
 
-    # -- request side (any thread, never blocks) --------------------------------------------
+    # -- request side ---------------------------------------------------------------------
 
     def log_predictions(self, model: str, records: list[dict]) -> None:
-        """Queue prediction records for ``<model>.predictions``; drop and count when full."""
+        """Queue prediction records for ``<model>.predictions`` (never blocks); drop and count when full."""
         if not self.enabled:
             return
-        topic = predictions_topic(model)
         for i, record in enumerate(records):
             try:
-                self._queue.put_nowait((topic, model, record))
+                self._queue.put_nowait((model, encode_record(record)))
             except queue.Full:
                 self._metrics.prediction_log_dropped.labels(model=model).inc(len(records) - i)
                 return
 
     def send_feedback(self, model: str, records: list[dict]) -> None:
-        """Queue feedback for ``<model>.feedback``; raise 503 rather than lose it."""
+        """Make ``records`` durable in the spool (fsync) or raise 503: the caller answers only after this.
+
+        Blocking disk I/O: call it from a worker thread, not the event loop.
+        """
         if not self.enabled:
             raise ServingError(
                 Kind.UNAVAILABLE, "feedback is disabled: no Kafka bootstrap servers configured "
                 "(set --bootstrap-servers or PERENNIAL_BOOTSTRAP_SERVERS)"
             )
-        if self._queue.maxsize - self._queue.qsize() < len(records):
+        payloads = [_payload(model, encode_record(r)) for r in records]
+        try:
+            self.feedback.append(payloads)
+        except SpoolFull as e:
+            raise ServingError(Kind.UNAVAILABLE, f"{e}; retry later", retry_after=self.retry_after_s) from None
+        except OSError as e:
+            log.error("cannot write the feedback spool %s: %s", self.feedback.directory, e)
             raise ServingError(
-                Kind.UNAVAILABLE, f"the Kafka send buffer is full ({self._queue.maxsize} records); "
-                "the broker is slow or down, retry later"
-            )
-        topic = feedback_topic(model)
-        for record in records:
-            self._queue.put_nowait((topic, model, record))
+                Kind.UNAVAILABLE, f"the feedback spool cannot be written ({e.strerror or e}); retry later",
+                retry_after=self.retry_after_s,
+            ) from None
+        self._set_gauges()
+        self._wake.set()
 
-    # -- producer thread --------------------------------------------------------------------
+    # -- threads ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.enabled and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="perennial-kafka-log", daemon=True)
-            self._thread.start()
+        if not self.enabled or self._threads:
+            return
+        for name, target in (("perennial-feedback-drain", self._drain_loop),
+                             ("perennial-prediction-log", self._prediction_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Send what is queued (best effort within ``timeout_s``), then stop."""
-        if self._thread is None:
+        """Stop: queued predictions go to their spool, undelivered records stay on disk for the next start."""
+        if not self.enabled:
             return
-        self._closed = True
+        self._closing.set()
+        self._wake.set()
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout_s)
-        self._thread.join(timeout=timeout_s)
-        self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < 1000:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._closed = True
-                    break
-                batch.append(nxt)
-            self._send(batch)
-            if self._closed and self._queue.empty():
-                break
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+        self._threads = []
         if self._producer is not None:
-            try:
-                self._producer.flush(timeout=5)
-                self._producer.close(timeout=5)
+            try:  # failed in-flight predictions land in the spool through their errback
+                self._producer.flush(timeout=timeout_s)
+                self._producer.close(timeout=timeout_s)
             except Exception as e:  # closing a producer to a dead broker may time out
                 log.warning("closing the Kafka producer: %s", e)
+            self._producer = None
+        self._spool_queued()
+        left = self.feedback.pending + sum(s.pending for s in self._orphans[FEEDBACK])
+        if left:
+            log.warning("%d feedback records not yet delivered stay in the spool %s for the next start",
+                        left, self.spool_dir / FEEDBACK)
+        for spool in (self.feedback, self.predictions, *self._orphans[FEEDBACK], *self._orphans[PREDICTIONS]):
+            spool.close()
 
-    def _connect(self):
-        if self._producer is not None or time.monotonic() < self._next_connect:
-            return self._producer
-        from kafka import KafkaProducer
+    # -- prediction thread: queue → Kafka while it answers, → spool while it does not ---------
 
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers.split(","),
-                client_id="perennial-serve",
-                acks=1,
-                linger_ms=5,
-                max_block_ms=2000,
-                bootstrap_timeout_ms=2000,
-                request_timeout_ms=10000,
-                retries=3,
-            )
-        except Exception as e:
-            self._next_connect = time.monotonic() + _RECONNECT_S
-            log.warning("Kafka at %s unavailable (%s); prediction records are dropped meanwhile",
-                        self.bootstrap_servers, e)
-        return self._producer
-
-    def _ensure_topic(self, topic: str) -> None:
-        if not self._create_topics or topic in self._known_topics:
-            return
-        from streaming.broker import ensure_topics
-
-        try:
-            ensure_topics(self.bootstrap_servers, [topic], timeout_s=10)
-        except Exception as e:  # the producer may still succeed (auto-creation), so go on
-            log.warning("could not create topic %s: %s", topic, e)
-        self._known_topics.add(topic)
-
-    def _send(self, batch: list[tuple[str, str, dict]]) -> None:
-        producer = self._connect()
-        for i, (topic, model, record) in enumerate(batch):
-            if producer is None:
-                self._drop(topic, model)
+    def _prediction_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._closing.is_set():
+                if item is not None:
+                    self._spool_prediction(*item)
+                return
+            model, value = item
+            producer = self._producer
+            if producer is None or not self._healthy or self.predictions.pending:
+                self._spool_prediction(model, value)
+                self._wake.set()
                 continue
+            topic = predictions_topic(model)
             try:
                 self._ensure_topic(topic)
-                future = producer.send(topic, key=key(model), value=json.dumps(record).encode("utf-8"))
-                future.add_callback(self._acked)
-                future.add_errback(self._failed, topic, model)
-            except Exception as e:  # broker gone: drop this batch now instead of blocking per record
-                log.warning("producing to %s failed (%s); dropping %d queued records", topic, e, len(batch) - i)
-                for t, m, _ in batch[i:]:
-                    self._drop(t, m)
+                future = producer.send(topic, key=key(model), value=value)
+            except Exception as e:
+                if _permanent(e):
+                    log.warning("prediction record for %s refused by the producer: %s", model, e)
+                    self._metrics.prediction_log_dropped.labels(model=model).inc()
+                    continue
+                self._broker_failed(e)
+                self._spool_prediction(model, value)
+                continue
+            future.add_callback(self._acked)
+            future.add_errback(self._prediction_failed, model, value)
+
+    def _prediction_failed(self, model: str, value: bytes, error: Exception) -> None:
+        """Errback of a direct prediction send (kafka-python appends the exception last)."""
+        if _permanent(error):
+            log.warning("Kafka refused a prediction record for %s: %s", model, error)
+            self._metrics.prediction_log_dropped.labels(model=model).inc()
+            return
+        self._broker_failed(error)
+        self._spool_prediction(model, value)
+
+    def _spool_prediction(self, model: str, value: bytes) -> None:
+        try:
+            self.predictions.append([_payload(model, value)])
+        except (SpoolFull, OSError, ValueError):  # ValueError: spool closed at shutdown
+            self._metrics.prediction_log_dropped.labels(model=model).inc()
+            return
+        self._metrics.prediction_log_spooled.labels(model=model).inc()
+        self._set_gauges()
+
+    def _spool_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
                 return
+            if item is not None:
+                self._spool_prediction(*item)
 
     def _acked(self, _metadata) -> None:
         self.sent += 1
+        self._healthy = True
 
-    def _failed(self, error, topic: str, model: str) -> None:
-        log.warning("Kafka did not accept a record for %s: %s", topic, error)
-        self._drop(topic, model)
+    # -- drain thread: spools → Kafka, oldest first ----------------------------------------
 
-    def _drop(self, topic: str, model: str) -> None:
-        if topic.endswith(".predictions"):
-            self._metrics.prediction_log_dropped.labels(model=model).inc()
+    def _drain_loop(self) -> None:
+        while not self._closing.is_set():
+            spools = [(FEEDBACK, s) for s in (*self._orphans[FEEDBACK], self.feedback)]
+            spools += [(PREDICTIONS, s) for s in (*self._orphans[PREDICTIONS], self.predictions)]
+            pending = [(kind, s) for kind, s in spools if s.pending]
+            producer = self._connect()
+            if not pending:
+                self._release_drained_orphans()
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            if producer is None:
+                self._closing.wait(_RECONNECT_S)
+                continue
+            kind, spool = pending[0]
+            if not self._drain_batch(producer, kind, spool):
+                self._closing.wait(_RECONNECT_S)
+
+    def _drain_batch(self, producer, kind: str, spool: Spool) -> bool:
+        """Send the oldest records of ``spool``; forget the acknowledged prefix. False on failure."""
+        batch = spool.peek(_DRAIN_BATCH)
+        sent: list[tuple[int, str, object]] = []
+        error: Exception | None = None
+        for offset, payload in batch:
+            model, value = _unpayload(payload)
+            topic = feedback_topic(model) if kind == FEEDBACK else predictions_topic(model)
+            try:
+                self._ensure_topic(topic)
+                sent.append((offset, model, producer.send(topic, key=key(model), value=value)))
+            except Exception as e:
+                if _permanent(e) and not sent:
+                    self._set_aside(kind, spool, offset, model, payload, e)
+                    return True
+                error = e
+                break
+        acked: int | None = None  # offset after the last acknowledged record
+        by_model: dict[str, int] = {}
+        for offset, model, future in sent:
+            try:
+                self._wait(future)
+            except Exception as e:
+                if _permanent(e) and acked is None:
+                    self._set_aside(kind, spool, offset, model, batch[0][1], e)
+                    return True
+                error = e
+                break
+            acked = offset
+            by_model[model] = by_model.get(model, 0) + 1
+        if acked is not None:
+            spool.commit(acked)  # one durable head update per batch
+            self.sent += sum(by_model.values())
+            if kind == FEEDBACK:
+                for model, n in by_model.items():
+                    self._metrics.feedback_delivered.labels(model=model).inc(n)
+        self._set_gauges()
+        if error is not None:
+            self._broker_failed(error)
+            return False
+        self._healthy = True
+        if self._outage_logged:
+            log.info("Kafka at %s answers again; draining the spool", self.bootstrap_servers)
+            self._outage_logged = False
+        return True
+
+    def _wait(self, future) -> None:
+        deadline = time.monotonic() + self._delivery_timeout_s + 10
+        while not future.is_done:
+            if self._closing.is_set():
+                raise TimeoutError("shutting down before Kafka acknowledged the record")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no acknowledgement within {self._delivery_timeout_s:g}s")
+            time.sleep(0.01)
+        if future.failed():
+            raise future.exception
+
+    def _set_aside(self, kind: str, spool: Spool, offset: int, model: str, payload: bytes, error: Exception) -> None:
+        """A record Kafka will never take (e.g. over the broker's size limit) must not block the ones
+        behind it: it is appended to ``undeliverable.log`` beside the spool, logged and counted."""
+        path = spool.directory / "undeliverable.log"
+        with open(path, "ab") as f:
+            f.write(payload.replace(b"\x00", b"\t", 1) + b"\n")
+        spool.commit(offset)
+        log.error("Kafka refused a %s record for %s permanently (%s); kept in %s", kind, model, error, path)
+        if kind == FEEDBACK:
+            self._metrics.feedback_undeliverable.labels(model=model).inc()
         else:
-            log.error("feedback record for %s lost: broker unavailable", model)
+            self._metrics.prediction_log_dropped.labels(model=model).inc()
+        self._set_gauges()
+
+    def _release_drained_orphans(self) -> None:
+        for kind in (FEEDBACK, PREDICTIONS):
+            for spool in [s for s in self._orphans[kind] if not s.pending]:
+                spool.close()
+                self._orphans[kind].remove(spool)
+
+    # -- the producer ---------------------------------------------------------------------
+
+    def _connect(self):
+        with self._producer_lock:
+            if self._producer is not None or time.monotonic() < self._next_connect:
+                return self._producer
+            try:
+                self._producer = self._new_producer()
+                self._healthy = True
+            except Exception as e:
+                self._next_connect = time.monotonic() + _RECONNECT_S
+                if not self._outage_logged:
+                    log.warning("Kafka at %s unavailable (%s); feedback and predictions are kept in the spool %s "
+                                "until it answers", self.bootstrap_servers, e, self.spool_dir)
+                    self._outage_logged = True
+            return self._producer
+
+    def _new_producer(self):
+        if self._producer_factory is not None:
+            return self._producer_factory()
+        from kafka import KafkaProducer
+
+        delivery_ms = max(int(self._delivery_timeout_s * 1000), 1000)
+        return KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers.split(","),
+            client_id="perennial-serve",
+            acks=self._acks,
+            linger_ms=5,
+            max_block_ms=2000,
+            bootstrap_timeout_ms=2000,
+            request_timeout_ms=min(10_000, delivery_ms // 2),
+            delivery_timeout_ms=delivery_ms,
+        )
+
+    def _broker_failed(self, error: Exception) -> None:
+        self._healthy = False
+        with self._topic_lock:
+            self._known_topics.clear()  # a broker that came back may have lost its topics
+        if not self._outage_logged:
+            log.warning("Kafka at %s did not take a record (%s); feedback and predictions are kept in the "
+                        "spool %s until it answers", self.bootstrap_servers, error, self.spool_dir)
+            self._outage_logged = True
+
+    def _ensure_topic(self, topic: str) -> None:
+        if not self._create_topics:
+            return
+        with self._topic_lock:
+            if topic in self._known_topics:
+                return
+        from streaming.broker import ensure_topics
+
+        try:
+            ensure_topics(self.bootstrap_servers, [topic], timeout_s=5)
+        except Exception as e:  # the producer may still succeed (auto-creation), so go on
+            log.debug("could not create topic %s: %s", topic, e)
+        with self._topic_lock:  # asked once per broker session: a failure clears the set
+            self._known_topics.add(topic)
+
+    def _set_gauges(self) -> None:
+        for kind, own in ((FEEDBACK, self.feedback), (PREDICTIONS, self.predictions)):
+            spools = (own, *self._orphans[kind])
+            self._metrics.spool_records.labels(log=kind).set(sum(s.pending for s in spools))
+            self._metrics.spool_bytes.labels(log=kind).set(sum(s.pending_bytes for s in spools))
+
+
+def _permanent(error: BaseException) -> bool:
+    """Errors that no retry fixes: the record itself is unacceptable to Kafka."""
+    from kafka.errors import InvalidTopicError, MessageSizeTooLargeError
+
+    return isinstance(error, MessageSizeTooLargeError | InvalidTopicError | TypeError)

@@ -12,6 +12,7 @@ import functools
 import logging
 
 from service.dataplane import DataPlane
+from service.feedback_rules import FeedbackAuth, IssuedPredictions, RateLimiter
 from service.metrics_exposition import build_service_metrics
 from service.model_holder import ModelHolder, build_champion
 from service.prediction_log import KafkaEventLog
@@ -39,8 +40,18 @@ class Runtime:
             device=settings.device,
             idle_wait=settings.batch_idle_wait,
         )
-        self.holder = ModelHolder(self.registry, build, self.metrics, settings.watch_interval_s)
-        self.event_log = KafkaEventLog(settings.bootstrap_servers, self.metrics, settings.prediction_log_buffer)
+        self.holder = ModelHolder(self.registry, build, self.metrics, settings.watch_interval_s,
+                                  retry_s=settings.champion_retry_s)
+        self.event_log = KafkaEventLog(
+            settings.bootstrap_servers, self.metrics, settings.prediction_log_buffer,
+            spool_dir=settings.spool_dir,
+            feedback_spool_records=settings.feedback_spool_records,
+            feedback_spool_bytes=settings.feedback_spool_bytes,
+            prediction_spool_records=settings.prediction_spool_records,
+            delivery_timeout_s=settings.kafka_delivery_timeout_s,
+            acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
+            retry_after_s=settings.retry_after_s,
+        )
         self.plane = DataPlane(
             self.holder,
             self.metrics,
@@ -48,6 +59,10 @@ class Runtime:
             max_instances=settings.max_instances,
             admin_token=settings.token(),
             log_predictions=settings.prediction_log,
+            feedback_auth=FeedbackAuth.from_setting(settings.feedback_tokens()),
+            issued=IssuedPredictions(settings.issued_predictions),
+            rate_limiter=RateLimiter(settings.feedback_rate, settings.feedback_burst),
+            max_record_bytes=settings.max_record_bytes,
         )
         self.grpc_server = None
 

@@ -93,6 +93,73 @@ class ServiceSettings(BaseSettings):
         1, ge=1, description="BentoML worker processes; each loads every champion and its own gRPC server."
     )
 
+    spool_dir: Path = Field(
+        Path(".perennial/spool"),
+        description="Local durable spool: feedback (fsynced before the 2xx) and prediction records Kafka has "
+        "not acknowledged yet; drained in order when it answers. Each process claims its own slot-N inside. "
+        "In production a persistent volume, or a restart of the pod loses what it holds.",
+    )
+    feedback_spool_records: int = Field(
+        100_000, ge=1, description="Most feedback records held in the spool; when full, /feedback answers 503 "
+        "with Retry-After (the client keeps its labels)."
+    )
+    feedback_spool_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="Most bytes of feedback held in the spool (503 beyond)."
+    )
+    prediction_spool_records: int = Field(
+        100_000, ge=1, description="Most prediction records kept in the spool during a Kafka outage; beyond, "
+        "they are dropped and counted (perennial_prediction_log_dropped_total)."
+    )
+    kafka_delivery_timeout_s: float = Field(
+        120.0, gt=0, description="How long the Kafka producer tries one send before giving up; the spool then "
+        "tries again, so nothing accepted is lost when an outage is longer."
+    )
+    kafka_acks: str = Field(
+        "all", pattern="^(all|-1|0|1)$", description="Producer acks: 'all' (the default, every in-sync "
+        "replica has the record before it leaves the spool), '1' or '0'."
+    )
+    max_record_bytes: int = Field(
+        1_000_000, ge=1024, le=1_048_000, description="Largest feedback record accepted, encoded as JSON "
+        "(larger gets 413); stays below Kafka's default 1 MiB message limit."
+    )
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503 from /feedback.")
+    feedback_token: SecretStr | None = Field(
+        None,
+        description="Bearer token(s), comma-separated, that /feedback requires when set (401 without, 403 "
+        "wrong). Unset: only label-only records for predictions this process issued are accepted, and "
+        "records with their own features are refused (403).",
+    )
+    issued_predictions: int = Field(
+        100_000, ge=1, description="Prediction ids each process remembers so that untrusted feedback can "
+        "label them (once each); older ones are forgotten."
+    )
+    feedback_rate: float = Field(
+        1000.0, ge=0, description="Feedback records per second one client address may send (token bucket); "
+        "over it, 429 with Retry-After. 0 disables the limit."
+    )
+    feedback_burst: int = Field(
+        4000, ge=1, description="Feedback records one client may send at once before the rate applies."
+    )
+    http_idle_timeout_s: float = Field(
+        30.0, gt=0, description="A connection that has not completed a request within this many seconds "
+        "(idle, half-open, or sending its headers slowly) is closed."
+    )
+    http_keep_alive_s: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection is kept open after a response."
+    )
+    champion_retry_s: float = Field(
+        10.0, gt=0, description="While a model serves something other than its champion alias (the champion "
+        "did not verify or load), the watcher retries the champion this often."
+    )
+    allow_insecure_secrets: bool = Field(
+        False, description="Start even with a placeholder or development secret on a non-loopback host (the "
+        "demo). Off: such a secret outside 127.0.0.1 refuses to start."
+    )
+
+    def feedback_tokens(self) -> str | None:
+        """The feedback token setting in clear (comma-separated), or None."""
+        return self.feedback_token.get_secret_value() if self.feedback_token else None
+
     def token(self) -> str | None:
         """The admin token in clear, or None when admin endpoints are disabled."""
         return self.admin_token.get_secret_value() if self.admin_token else None

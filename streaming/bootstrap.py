@@ -162,6 +162,7 @@ class TrainerProcess:
 def build_process(settings: TrainerSettings, stop: threading.Event | None = None,
                   serve_metrics: bool = True) -> TrainerProcess:
     """Wire the real adapters: Kafka consumer and producer, registry, checkpoints, metrics."""
+    settings.check_secrets()  # before anything is read or written with a key everybody knows
     from kafka import KafkaProducer
 
     from streaming.broker import ensure_topics

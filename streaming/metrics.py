@@ -197,9 +197,44 @@ class ServiceMetrics:
             "Prediction records dropped because the log buffer was full or the broker was down.",
             ["model"], registry=registry,
         )
-        self.feedback_received = Counter(
-            "perennial_feedback_received_total",
-            "Feedback records accepted by the service and produced to <model>.feedback.",
+        self.prediction_log_spooled = Counter(
+            "perennial_prediction_log_spooled_total",
+            "Prediction records kept in the local spool because Kafka did not take them (sent when it answers).",
+            ["model"], registry=registry,
+        )
+        self.feedback_accepted = Counter(
+            "perennial_feedback_accepted_total",
+            "Feedback records answered 2xx: written (fsynced) to the local spool, to be delivered to <model>.feedback.",
+            ["model"], registry=registry,
+        )
+        self.feedback_delivered = Counter(
+            "perennial_feedback_delivered_total",
+            "Feedback records Kafka acknowledged on <model>.feedback (and removed from the spool).",
+            ["model"], registry=registry,
+        )
+        self.feedback_refused = Counter(
+            "perennial_feedback_refused_total",
+            "Feedback records refused at the door (the client keeps them), by reason.",
+            ["model", "reason"], registry=registry,
+        )
+        self.feedback_undeliverable = Counter(
+            "perennial_feedback_undeliverable_total",
+            "Accepted feedback records Kafka refused permanently; set aside in the spool's undeliverable.log.",
+            ["model"], registry=registry,
+        )
+        self.spool_records = Gauge(
+            "perennial_spool_records",
+            "Records in the local spool not yet acknowledged by Kafka, by log (feedback, predictions).",
+            ["log"], registry=registry,
+        )
+        self.spool_bytes = Gauge(
+            "perennial_spool_bytes",
+            "Bytes in the local spool not yet acknowledged by Kafka, by log (feedback, predictions).",
+            ["log"], registry=registry,
+        )
+        self.champion_fallbacks = Counter(
+            "perennial_champion_fallbacks_total",
+            "Times the champion did not verify or load and the previous version was served instead.",
             ["model"], registry=registry,
         )
         self.ready = Gauge(

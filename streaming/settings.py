@@ -93,6 +93,7 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered as 'oversized'.")
     max_features: int = Field(4096, ge=1, description="More features than this is 'oversized'.")
     allow_new_classes: bool = Field(False, description="Accept labels the champion has never seen (else 'unknown_class').")
+    allow_insecure_secrets: bool = Field(False, description="Start even with a placeholder or the development key while Kafka is not on loopback (demos); off: refuse.")
     allow_missing_features: bool = Field(False, description="Accept events lacking some of the champion's features (else 'missing_feature').")
     fetch_process: bool = Field(
         True, description="Fetch and validate records in a second process while this one learns (about 2x the "
@@ -105,6 +106,13 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     guard_interval_s: float = Field(15.0, gt=0, description="Seconds between two evaluations of the guard's PromQL checks.")
     guard_warmup_s: float = Field(45.0, ge=0, description="Seconds after a promotion before the first check: longer than the service's watch interval plus Prometheus' scrape interval, or the check sees the old version.")
     guard_checks: str = Field("", description="Guard checks as a JSON list of {name, query, max_value|min_value, no_data}; '' uses the defaults.")
+
+    def check_secrets(self) -> None:
+        """Refuse a placeholder registry key or the development checkpoint key beyond loopback."""
+        from streaming.secrets import refuse_insecure_secrets
+
+        refuse_insecure_secrets({"PERENNIAL_REGISTRY_KEY / PERENNIAL_CHECKPOINT_KEY": self.hmac_key().decode("utf-8", "replace")},
+                                [self.bootstrap_servers], self.allow_insecure_secrets)
 
     def hmac_key(self) -> bytes:
         """The checkpoint signing key: own setting, else the registry's, else a public dev key."""

@@ -89,12 +89,20 @@ def service_dashboard() -> dict:
                    "(bad signature or artifact; the last good version keeps serving).",
                    [(f"sum by (model, result) (increase(perennial_model_swaps_total{{{M}}}[{RI}]))",
                      "{{model}} {{result}}")], "none", bars=True),
-        timeseries("Feedback and prediction log", "Feedback records accepted by POST /feedback, and prediction "
-                   "records dropped because the Kafka log buffer was full or the broker was down.",
-                   [(f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[{RI}])){ZERO}",
-                     "{{model}} feedback"),
+        timeseries("Feedback and prediction log", "Feedback records accepted by POST /feedback (durable in "
+                   "the spool), delivered to Kafka and refused at the door; prediction records dropped "
+                   "because the log buffer and its spool were full.",
+                   [(f"sum by (model) (rate(perennial_feedback_accepted_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} feedback accepted"),
+                    (f"sum by (model) (rate(perennial_feedback_delivered_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} feedback delivered"),
+                    (f"sum by (model) (rate(perennial_feedback_refused_total{{{M}}}[{RI}])){ZERO}",
+                     "{{model}} feedback refused"),
                     (f"sum by (model) (rate(perennial_prediction_log_dropped_total{{{M}}}[{RI}])){ZERO}",
                      "{{model}} log dropped")], "ops"),
+        timeseries("Spool", "Records in the service's local spool that Kafka has not acknowledged yet: "
+                   "zero while the broker answers, growing during an outage, drained in order after it.",
+                   [("sum by (log) (perennial_spool_records) or on() vector(0)", "{{log}}")], "none"),
     ]
     return dashboard("perennial-service", "Perennial / Service",
                      "Serving: traffic, latency, errors, the served champion version, adaptive batching.", panels)
@@ -195,7 +203,7 @@ def data_dashboard() -> dict:
                f'sum by (model) (rate(perennial_label_join_total{{{M},result=~"hit|late|miss"}}[5m]))',
                "{{model}}")], "percentunit"),
         stat("Feedback accepted", "Feedback records accepted by POST /feedback per second.",
-             [(f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[5m])){ZERO}", "{{model}}")],
+             [(f"sum by (model) (rate(perennial_feedback_accepted_total{{{M}}}[5m])){ZERO}", "{{model}}")],
              "ops"),
         stat("Predictions served", "Instances predicted per second (HTTP and gRPC).",
              [(f"sum by (model) (rate(perennial_predictions_total{{{M}}}[5m]))", "{{model}}")], "ops"),
@@ -237,7 +245,7 @@ def data_dashboard() -> dict:
         timeseries("Feedback vs predictions", "Labeled feedback accepted by the service against predictions "
                    "served: the label coverage of the stream the trainer learns from.",
                    [(f"sum by (model) (rate(perennial_predictions_total{{{M}}}[{RI}]))", "{{model}} predictions"),
-                    (f"sum by (model) (rate(perennial_feedback_received_total{{{M}}}[{RI}])){ZERO}",
+                    (f"sum by (model) (rate(perennial_feedback_accepted_total{{{M}}}[{RI}])){ZERO}",
                      "{{model}} feedback")], "ops"),
     ]
     return dashboard("perennial-data", "Perennial / Data",

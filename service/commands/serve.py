@@ -57,11 +57,45 @@ def server_argv(env: dict[str, str]) -> list[str]:
     if not settings.access_log:
         options = f"{env.get('BENTOML_CONFIG_OPTIONS', os.environ.get('BENTOML_CONFIG_OPTIONS', ''))} "
         env["BENTOML_CONFIG_OPTIONS"] = (options + "api_server.logging.access.enabled=false").strip()
+    check_secrets(settings)
     root = Path(__file__).resolve().parents[2]  # the folder that holds the `service` package
     return [
-        sys.executable, "-m", "bentoml", "serve", "service.bento:Perennial",
+        sys.executable, "-m", "service.commands.serve", "serve", "service.bento:Perennial",
         "--working-dir", str(root), "--host", settings.host, "--port", str(settings.port),
+        "--timeout-keep-alive", str(settings.http_keep_alive_s),
     ]
+
+
+def check_secrets(settings) -> None:  # noqa: ANN001
+    """Refuse a placeholder or development secret unless the service listens on loopback only."""
+    from streaming.secrets import refuse_insecure_secrets
+
+    refuse_insecure_secrets(
+        {"PERENNIAL_REGISTRY_KEY": settings.registry_key, "PERENNIAL_ADMIN_TOKEN": settings.admin_token,
+         "PERENNIAL_FEEDBACK_TOKEN": settings.feedback_token},
+        [settings.host], settings.allow_insecure_secrets,
+    )
+
+
+def bentoml_main(argv: list[str]) -> None:
+    """``bentoml`` CLI with a Prometheus multiprocess directory of this process's own.
+
+    BentoML's default is one directory per BENTOML_HOME, wiped at every start: two
+    ``perennial serve`` on one host would wipe (and mix) each other's metrics. The directory
+    is removed again when the server exits.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    directory = tempfile.mkdtemp(prefix=f"perennial-prometheus-{os.getpid()}-")
+    BentoMLContainer.prometheus_multiproc_dir.set(directory)
+    atexit.register(shutil.rmtree, directory, True)
+    from bentoml_cli.cli import cli
+
+    cli(argv, prog_name="bentoml")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     registry = env.get("PERENNIAL_REGISTRY_DIR") or os.environ.get("PERENNIAL_REGISTRY_DIR") or ".perennial/registry"
     # BentoML starts its workers in the working dir; a relative registry must stay relative to *here*.
     env["PERENNIAL_REGISTRY_DIR"] = str(Path(registry).resolve())
+    spool = os.environ.get("PERENNIAL_SPOOL_DIR") or ".perennial/spool"
+    env["PERENNIAL_SPOOL_DIR"] = str(Path(spool).resolve())  # likewise for the spool
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     argv = server_argv(env)  # a bad setting raises pydantic's ValidationError: one line in `perennial`
     os.environ.update(env)
@@ -76,3 +112,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     os.execv(argv[0], argv)
     return 0  # not reached
+
+
+if __name__ == "__main__":
+    bentoml_main(sys.argv[1:])

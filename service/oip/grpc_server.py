@@ -44,18 +44,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._plane = plane
         self._loop = loop
 
-    def _run(self, coro, context):
+    def _call(self, model: str, context, fn):
+        """Run ``fn`` and translate its failure: a `ServingError` to its gRPC code (already counted
+        by the data plane, or counted here), anything else to INTERNAL, counted as ``internal``."""
+        try:
+            return fn()
+        except ServingError as e:
+            if not getattr(e, "counted", False):
+                self._plane.refuse(e, model, "grpc")
+            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+        except Exception as e:
+            error = self._plane.internal(e, model, "grpc")
+            context.abort(grpc.StatusCode.INTERNAL, error.message)
+
+    def _await(self, coro):
         try:
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
         except ServingError as e:
-            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
-
-    def _champion(self, name: str, version: str, context):
-        try:
-            return self._plane.champion(name, version or None)
-        except ServingError as e:
-            self._plane.refuse(e, name, "grpc")
-            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+            e.counted = True  # the data plane counted it
+            raise
 
     def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -76,7 +83,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def ModelMetadata(self, request, context):
-        meta = tensors.model_metadata(self._champion(request.name, request.version, context))
+        return self._call(request.name, context, lambda: self._metadata(request))
+
+    def _metadata(self, request):
+        meta = tensors.model_metadata(self._plane.champion(request.name, request.version or None))
         T = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=meta["name"],
@@ -87,18 +97,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def ModelInfer(self, request, context):
+        return self._call(request.model_name, context, lambda: self._infer(request))
+
+    def _infer(self, request):
         model = request.model_name
-        try:
-            inputs = _decode_inputs(request)
-            names = [o.name for o in request.outputs]
-            tensors.requested_outputs(names, self._plane.champion(model, request.model_version or None))
-            param = request.parameters.get(tensors.MISSING_PARAMETER)
-            missing = _parameter(param) if param is not None else None
-        except ServingError as e:
-            self._plane.refuse(e, model, "grpc")
-            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
+        inputs = _decode_inputs(request)
+        names = [o.name for o in request.outputs]
+        tensors.requested_outputs(names, self._plane.champion(model, request.model_version or None))
+        param = request.parameters.get(tensors.MISSING_PARAMETER)
+        missing = _parameter(param) if param is not None else None
         coro = self._plane.infer_inputs(model, inputs, missing, request.model_version or None, "grpc")
-        result = self._run(coro, context)
+        result = self._await(coro)
         response = pb.ModelInferResponse(
             model_name=model, model_version=str(result.champion.version), id=request.id
         )

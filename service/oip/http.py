@@ -35,7 +35,8 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
     """Parse an OIP REST infer body (JSON, or JSON header + binary tensors)."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # ASCII digits only: str.isdigit() also accepts '²' or '١', which int() then rejects or misreads
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise ServingError(
                 Kind.MALFORMED, f"Inference-Header-Content-Length {header_length!r} does not fit a {len(body)}-byte body"
             )
@@ -57,9 +58,10 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
         name = tensor.get("name")
         if not isinstance(name, str):
             raise ServingError(Kind.MALFORMED, f"inputs[{i}] needs a string 'name'; got {name!r}")
+        _check_tensor_fields(tensor)
         datatype, shape = tensor.get("datatype"), tensor.get("shape")
         params = tensor.get("parameters") or {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        size = params.get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
                 raise ServingError(Kind.MALFORMED, f"input {name!r} binary_data_size {size!r} does not fit the "
@@ -70,11 +72,14 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
             data = tensor.get("data")
             if data is not None and not isinstance(data, list):
                 raise ServingError(Kind.MALFORMED, f"input {name!r} 'data' must be a list, got {type(data).__name__}")
+            if data is not None:
+                _check_json_numbers(data)
         inputs.append(TensorInput(name, datatype, shape, data))
     outputs = doc.get("outputs") or []
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise ServingError(Kind.MALFORMED, "'outputs' must be a list of {name} objects")
-    names = [str(o.get("name")) for o in outputs]
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                for o in outputs):
+        raise ServingError(Kind.MALFORMED, "'outputs' must be a list of {\"name\": string} objects")
+    names = [o["name"] for o in outputs]
     tensors.requested_outputs(names)  # names no model has are refused before inference
     request_id = doc.get("id")
     parameters = doc.get("parameters") or {}
@@ -83,6 +88,38 @@ def decode_infer_request(body: bytes, header_length: str | None) -> HttpInferReq
     return HttpInferRequest(inputs, names,
                             request_id if isinstance(request_id, str) else None,
                             parameters.get(tensors.MISSING_PARAMETER))
+
+
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _check_tensor_fields(tensor: dict) -> None:
+    """Every OIP input field by JSON type and range, before anything uses it (400 names the field)."""
+    for name in ("name", "datatype"):
+        value = tensor.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ServingError(Kind.MALFORMED, f"input {name!r} must be a string, got {type(value).__name__} "
+                               f"{str(value)[:40]}; e.g. 'datatype': 'FP32'")
+    shape = tensor.get("shape")
+    if shape is not None and (not isinstance(shape, list)
+                              or not all(type(s) is int and 0 <= s < 2**31 for s in shape)):
+        raise ServingError(Kind.MALFORMED, f"input 'shape' must be a list of non-negative integers, got "
+                           f"{str(shape)[:60]}")
+    params = tensor.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ServingError(Kind.MALFORMED, f"input 'parameters' must be an object, got {type(params).__name__}")
+
+
+def _check_json_numbers(data: list) -> None:
+    """Integers beyond the float range cannot become a tensor (OverflowError): refuse them by name."""
+    stack = [data]
+    while stack:
+        for v in stack.pop():
+            if type(v) is list:
+                stack.append(v)
+            elif type(v) is int and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+                raise ServingError(Kind.INVALID, f"input data holds an integer of {v.bit_length()} bits, beyond "
+                                   "the range of a float; send finite numbers")
 
 
 def encode_infer_response(result: InferResult, request: HttpInferRequest) -> dict:

@@ -55,7 +55,20 @@ def k8s_documents() -> tuple[tuple[str, dict], ...]:
         if path.name == "kustomization.yaml":
             continue
         out += [(path.name, doc) for doc in load_yaml_all(path)]
-    return tuple(out)
+    return tuple(out) + generated_secrets()
+
+
+def generated_secrets() -> tuple[tuple[str, dict], ...]:
+    """The Secrets kustomize generates (``secretGenerator``), with the keys generate-secrets.sh
+    writes and no values: the repository ships none."""
+    import re
+
+    script = (K8S_DIR / "generate-secrets.sh").read_text(encoding="utf-8")
+    keys = re.findall(r'echo "(PERENNIAL_\w+)=', script)
+    kustomization = load_yaml(K8S_DIR / "kustomization.yaml")
+    return tuple(("kustomization.yaml", {"apiVersion": "v1", "kind": "Secret",
+                                         "metadata": {"name": g["name"]}, "stringData": dict.fromkeys(keys, "")})
+                 for g in kustomization.get("secretGenerator", []))
 
 
 def k8s(kind: str) -> list[dict]:

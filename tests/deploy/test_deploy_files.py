@@ -112,9 +112,26 @@ def test_k8s_hpa_scales_the_service() -> None:
     assert resources["requests"].get("cpu"), "HPA on CPU utilization needs a CPU request"
 
 
-def test_k8s_secret_holds_the_registry_key_and_admin_token() -> None:
+def test_k8s_secret_holds_the_registry_key_and_tokens() -> None:
     keys = {k for s in k8s("Secret") for k in {**s.get("stringData", {}), **s.get("data", {})}}
-    assert {"PERENNIAL_REGISTRY_KEY", "PERENNIAL_ADMIN_TOKEN"} <= keys
+    assert {"PERENNIAL_REGISTRY_KEY", "PERENNIAL_ADMIN_TOKEN", "PERENNIAL_FEEDBACK_TOKEN"} <= keys
+
+
+def test_no_secret_value_is_shipped() -> None:
+    """Secrets are generated (k8s) or required (compose), never a placeholder in the repository."""
+    import re
+
+    from streaming.secrets import is_known_placeholder
+
+    for secret in k8s("Secret"):
+        assert not any(secret.get("stringData", {}).values()), secret["metadata"]["name"]
+    text = COMPOSE.read_text(encoding="utf-8")
+    defaults = re.findall(r"\$\{(PERENNIAL_\w*(?:KEY|TOKEN))(:?[-?])?([^}]*)\}", text)
+    assert any(name == "PERENNIAL_REGISTRY_KEY" and op == ":?" for name, op, _ in defaults), defaults
+    assert not [d for d in defaults if d[1] == ":-" and d[2]], "a compose default for a secret"
+    for path in [*K8S_DIR.glob("*.yaml"), COMPOSE]:
+        for value in re.findall(r"(?:KEY|TOKEN)\W+([\w-]{6,})", path.read_text(encoding="utf-8")):
+            assert not is_known_placeholder(value), f"{path.name}: {value}"
 
 
 def test_k8s_registry_is_a_shared_read_write_many_volume() -> None:

@@ -41,6 +41,7 @@ REQUIRED_ALERTS = {
     "5xx rate": "PerennialHighErrorRate",
     "champion not refreshed": "PerennialChampionNotRefreshed",
     "service not ready": "PerennialServiceNotReady",
+    "feedback spool growing": "PerennialFeedbackSpoolGrowing",
 }
 SEVERITIES = {"critical", "warning", "info"}
 

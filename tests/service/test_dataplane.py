@@ -159,16 +159,16 @@ def test_prediction_records_satisfy_the_streaming_schema(run, plane: DataPlane, 
     assert records[0]["features"] == {f: float(xs[0][f]) for f in champ.features}
 
 
-def test_feedback_validation(plane: DataPlane):
+def test_feedback_validation(run, plane: DataPlane):
     with pytest.raises(ServingError, match="unknown model"):
-        plane.feedback({"model": "x", "prediction_id": "p", "label": 1})
+        run(plane.feedback({"model": "x", "prediction_id": "p", "label": 1}))
     with pytest.raises(ServingError, match="prediction_id"):
-        plane.feedback({"model": MODEL, "label": 1})
+        run(plane.feedback({"model": MODEL, "label": 1}))
     with pytest.raises(ServingError) as e:
-        plane.feedback({"model": MODEL, "prediction_id": "p", "label": [1]})
+        run(plane.feedback({"model": MODEL, "prediction_id": "p", "label": [1]}))
     assert e.value.kind is Kind.INVALID
     with pytest.raises(ServingError, match="Kafka"):  # valid, but no broker configured here
-        plane.feedback({"model": MODEL, "prediction_id": "p", "label": 1})
+        run(plane.feedback({"model": MODEL, "prediction_id": "p", "label": 1}))
 
 
 def test_admin_token_checks(plane: DataPlane):

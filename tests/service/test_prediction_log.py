@@ -1,43 +1,55 @@
-"""The Kafka adapter never blocks a request: a full buffer drops prediction records (counted)
-and refuses feedback with 503; an unreachable broker drops what it cannot send."""
+"""The Kafka adapter never blocks a request and never loses an accepted label: predictions it
+cannot send go to their spool (dropped and counted only beyond it), feedback is in the fsynced
+spool before `send_feedback` returns, and a full spool refuses with 503 and Retry-After."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+
 import pytest
+from kafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from kafka.future import Future
 
 from service.errors import Kind, ServingError
 from service.metrics_exposition import build_service_metrics
 from service.prediction_log import KafkaEventLog
+from service.spool import Spool
 from streaming.broker import free_port
-from streaming.metrics import ServiceMetrics
-from tests.helpers import wait_for
 
 
-def dropped(metrics: ServiceMetrics, model: str) -> float | None:
-    return metrics.registry.get_sample_value("perennial_prediction_log_dropped_total", {"model": model})
+def value(event_log: KafkaEventLog, metric: str, **labels) -> float:
+    return getattr(event_log._metrics, metric).labels(**labels)._value.get()
 
 
-def test_full_buffer_drops_predictions_and_refuses_feedback():
-    metrics = build_service_metrics()
-    log = KafkaEventLog(f"127.0.0.1:{free_port()}", metrics, buffer=5)  # not started
+def test_full_buffer_drops_predictions_and_full_spool_refuses_feedback(tmp_path):
+    log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=5,
+                        spool_dir=tmp_path, feedback_spool_records=2)  # not started
     log.log_predictions("m", [{"prediction_id": str(i)} for i in range(8)])
-    assert dropped(metrics, "m") == 3
+    assert value(log, "prediction_log_dropped", model="m") == 3
+    log.send_feedback("m", [{"event_id": "a"}, {"event_id": "b"}])
     with pytest.raises(ServingError) as e:
-        log.send_feedback("m", [{"event_id": "e"}])
-    assert e.value.kind is Kind.UNAVAILABLE
+        log.send_feedback("m", [{"event_id": "c"}])
+    assert e.value.kind is Kind.UNAVAILABLE and e.value.retry_after == 5 and "holds 2 records" in e.value.message
+    log.close(timeout_s=1)
 
 
-def test_unreachable_broker_drops_and_counts_without_blocking():
-    metrics = build_service_metrics()
-    log = KafkaEventLog(f"127.0.0.1:{free_port()}", metrics, buffer=100)
+def test_unreachable_broker_spools_predictions_and_feedback_without_blocking(tmp_path):
+    log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=100, spool_dir=tmp_path)
     log.start()
     try:
         log.log_predictions("m", [{"prediction_id": str(i)} for i in range(10)])
-        # the producer thread gives up on them in the background
-        wait_for(lambda: (dropped(metrics, "m") or 0) >= 10, "10 dropped prediction records", every_s=0.05)
+        log.send_feedback("m", [{"event_id": "e1"}])
+        while value(log, "prediction_log_spooled", model="m") < 10:  # moved to the spool in the background
+            time.sleep(0.05)
+        assert value(log, "spool_records", log="feedback") == 1
     finally:
         log.close(timeout_s=1)
-    assert log.sent == 0
+    assert log.sent == 0 and value(log, "prediction_log_dropped", model="m") == 0
+    # what was not delivered is on disk for the next process
+    assert Spool(tmp_path / "feedback" / "slot-0").pending == 1
+    assert Spool(tmp_path / "predictions" / "slot-0", sync=False).pending == 10
 
 
 def test_disabled_log_ignores_predictions_and_refuses_feedback():
@@ -45,3 +57,53 @@ def test_disabled_log_ignores_predictions_and_refuses_feedback():
     log.log_predictions("m", [{"prediction_id": "p"}])
     with pytest.raises(ServingError, match="no Kafka bootstrap servers"):
         log.send_feedback("m", [{"event_id": "e"}])
+
+
+class _OneFutureProducer:
+    """Stands in for KafkaProducer.send only: returns kafka-python's own Future, failed by the test."""
+
+    def __init__(self) -> None:
+        self.futures: list[Future] = []
+
+    def send(self, topic, key=None, value=None):  # noqa: ANN001, ANN201
+        future = Future()
+        self.futures.append(future)
+        return future
+
+    def flush(self, timeout=None): ...  # noqa: ANN001, ANN201
+
+    def close(self, timeout=None): ...  # noqa: ANN001, ANN201
+
+
+@pytest.mark.parametrize(("error", "counter"), [
+    (MessageSizeTooLargeError("too big for the broker"), "prediction_log_dropped"),  # never deliverable: dropped
+    (KafkaConnectionError("broker went away"), "prediction_log_spooled"),  # retriable: kept for later
+])
+def test_a_failed_prediction_record_is_counted_not_reported_as_lost_feedback(tmp_path, caplog, error, counter):
+    producer = _OneFutureProducer()
+    log = KafkaEventLog("127.0.0.1:1", build_service_metrics(), spool_dir=tmp_path, create_topics=False,
+                        producer_factory=lambda: producer)
+    log._connect()
+    log.start()
+    try:
+        log.log_predictions("m", [{"prediction_id": "p1"}])
+        while not producer.futures:
+            time.sleep(0.01)
+        with caplog.at_level(logging.WARNING, logger="service.prediction_log"):
+            producer.futures[0].failure(error)  # kafka-python calls errbacks with the exception last
+        assert value(log, counter, model="m") == 1
+    finally:
+        log.close(timeout_s=1)
+    assert "feedback" not in caplog.text.lower() or counter == "prediction_log_spooled"
+    assert "lost" not in caplog.text
+
+
+def test_feedback_is_encoded_as_the_trainer_decodes_it(tmp_path):
+    from streaming.schemas import FeedbackWire
+
+    log = KafkaEventLog("127.0.0.1:1", build_service_metrics(), spool_dir=tmp_path)
+    log.send_feedback("m", [{"event_id": "e", "model": "m", "prediction_id": "p", "label": 1}])
+    (_, payload), = log.feedback.peek(1)
+    model, _, raw = payload.partition(b"\x00")
+    assert model == b"m" and FeedbackWire.model_validate(json.loads(raw)).prediction_id == "p"
+    log.close(timeout_s=1)
