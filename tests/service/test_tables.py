@@ -259,7 +259,7 @@ def test_models_listing_exposes_the_spec(run, plane: DataPlane, data):
     assert entry["feature_names"] == list(data[3].feature_names) and entry["classes"] == ["no", "yes"]
 
 
-def test_feedback_rows_and_labels_are_checked_against_the_spec(plane: DataPlane):
+def test_feedback_rows_and_labels_are_checked_against_the_spec(run, plane: DataPlane):
     row = RAW[1]["features"]
     for body, needle in [
         ({"model": MODEL, "features": row, "label": "maybe"}, "label 'maybe' (str) is not a class"),
@@ -270,10 +270,10 @@ def test_feedback_rows_and_labels_are_checked_against_the_spec(plane: DataPlane)
         ({"model": MODEL, "prediction_id": "p"}, "needs 'label'"),
     ]:
         with pytest.raises(ServingError) as e:
-            plane.feedback(body)
+            run(plane.feedback(body))
         assert e.value.kind is Kind.INVALID and needle in e.value.message, (needle, e.value.message)
     with pytest.raises(ServingError, match="Kafka"):  # valid; no broker configured here
-        plane.feedback({"model": MODEL, "features": row, "label": "yes"})
+        run(plane.feedback({"model": MODEL, "features": row, "label": "yes"}))
 
 
 def test_feedback_records_carry_the_validated_row(data):
@@ -413,11 +413,11 @@ def test_regression_predict_returns_values_and_oip_a_prediction(run, regression)
     assert records[0]["output"] == {"value": pytest.approx(result.values[0])}
 
 
-def test_regression_feedback_needs_a_number(regression):
+def test_regression_feedback_needs_a_number(run, regression):
     plane, _, _ = regression
     row = RAW[0]["features"]
     with pytest.raises(ServingError, match="a regression model's label is a finite number") as e:
-        plane.feedback({"model": MODEL, "features": row, "label": "high"})
+        run(plane.feedback({"model": MODEL, "features": row, "label": "high"}))
     assert e.value.kind is Kind.INVALID
     with pytest.raises(ServingError, match="Kafka"):  # valid; no broker configured here
-        plane.feedback({"model": MODEL, "features": row, "label": 12.5})
+        run(plane.feedback({"model": MODEL, "features": row, "label": 12.5}))
