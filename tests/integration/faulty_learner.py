@@ -23,9 +23,11 @@ class FailsOnLiveTraffic:
 
 
 def faulty_version_of(learner):  # noqa: ANN001, ANN201
-    """A copy of a trained `RiverLearner` (same classes and features) with the faulty estimator."""
-    import copy
+    """A `RiverLearner` like ``learner`` (same spec, classes and features) with the faulty estimator."""
+    from training.learners.river import RiverLearner
 
-    broken = copy.deepcopy(learner)
-    broken.estimator = FailsOnLiveTraffic(learner.classes)
+    broken = RiverLearner(**{**learner.params(), "estimator": FailsOnLiveTraffic(learner.classes)})
+    zeros = dict.fromkeys(learner.n_features_in, 0.0)
+    for c in learner.classes:  # the estimator learns nothing; the wrapper learns classes and features
+        broken.learn_one(zeros, c)
     return broken

@@ -26,6 +26,7 @@ from service.demo.processes import stop_process_group
 
 pytestmark = pytest.mark.integration
 
+FEEDBACK_TOKEN = "table-feedback-token"
 KEY = "tables-test-key"
 CITIES = ["Oslo", "Rome", "Lima", "Pune"]
 
@@ -99,7 +100,8 @@ class Server:
     def __init__(self, http: str, grpc: str, model: str, regression: str | None, registry_dir: Path, spec) -> None:
         self.http, self.grpc, self.model, self.regression = http, grpc, model, regression
         self.registry_dir, self.spec = registry_dir, spec
-        self.client = httpx.Client(base_url=http, timeout=60)
+        # feedback that brings its own features is training data: it needs the feedback token
+        self.client = httpx.Client(base_url=http, timeout=60, headers={"authorization": f"Bearer {FEEDBACK_TOKEN}"})
 
     def registry(self):
         from training.registry import Registry
@@ -124,7 +126,8 @@ def server(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     if regressor is not None:
         registry.promote(regression, registry.publish(regression, regressor).version, "bootstrap")
     port, grpc_port = free_port(), free_port()
-    env = {**os.environ, "PERENNIAL_REGISTRY_KEY": KEY, "PERENNIAL_WATCH_INTERVAL_S": "0.5"}
+    env = {**os.environ, "PERENNIAL_REGISTRY_KEY": KEY, "PERENNIAL_WATCH_INTERVAL_S": "0.5",
+           "PERENNIAL_FEEDBACK_TOKEN": FEEDBACK_TOKEN}
     log = open(work / "serve.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--registry", str(work / "registry"),
