@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streaming.fetcher import Fetcher, Position
 from streaming.schemas import ModelSchema
 from streaming.trainer import Record
+from streaming.undecodable import find_undecodable_batch
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,17 @@ class ConsumerSource:
         pass
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
-        batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as e:
+            bad = find_undecodable_batch(e)
+            if bad is None:
+                raise
+            # dead-lettered by the trainer; reading goes on after it (records before it in
+            # the same fetch were returned by the previous poll)
+            log.warning("%s", bad.detail)
+            self.consumer.seek(TopicPartition(bad.topic, bad.partition), bad.end)
+            return [bad.as_record()]
         return [
             Record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp or 0)
             for tp, recs in batch.items() for r in recs

@@ -57,6 +57,8 @@ class Record:
 
     ``event`` is the record already decoded (a `Feedback`, a `Prediction` or the
     `InvalidEvent` it raised) when a fetcher process validated it; None means "decode here".
+    ``span`` is how many offsets it stands for: 1, except for a record batch that could not
+    be decoded (`streaming.undecodable`), which is dead-lettered as one record.
     """
 
     topic: str
@@ -66,6 +68,7 @@ class Record:
     value: bytes | None
     timestamp_ms: int = 0
     event: Any = None
+    span: int = 1
 
 
 class OffsetGap(Exception):
@@ -226,7 +229,7 @@ class Trainer:
                 learned += self._on_prediction(event)
             else:
                 learned += self._on_feedback(rec, event)
-            self.offsets[tp] = rec.offset + 1
+            self.offsets[tp] = rec.offset + rec.span
         if consumed:
             self._last_record_wall = self._clock()
             self._since_checkpoint += consumed
