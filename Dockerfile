@@ -63,6 +63,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PERENNIAL_PORT=3000 \
     PERENNIAL_GRPC_PORT=8001 \
     PERENNIAL_METRICS_PORT=9100 \
+    PERENNIAL_METRICS_HOST=0.0.0.0 \
     PERENNIAL_DEVICE=auto \
     PERENNIAL_REGISTRY_DIR=/var/lib/perennial/registry \
     PERENNIAL_CHECKPOINT_DIR=/var/lib/perennial/checkpoints

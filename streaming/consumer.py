@@ -229,7 +229,15 @@ class TrainerLoop:
                 self.trainer._m.lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
 
     def _finish(self) -> None:
-        """Finish cleanly: checkpoint what was handled, commit it, leave the group."""
+        """Finish cleanly: checkpoint what was handled, commit it, leave the group.
+
+        If that last checkpoint fails (a full disk), its error is the one that propagates:
+        the state is released before the consumer closes, so leaving the group (which revokes
+        the partitions) does not try the same checkpoint again inside a rebalance callback —
+        whose failure kafka-python would raise as "User rebalance callback throws an error",
+        hiding the ENOSPC — and an error while closing is only logged next to it.
+        """
+        failure: BaseException | None = None
         try:
             with self._lock:
                 if self.trainer.loaded and self.trainer._since_checkpoint:
@@ -238,8 +246,23 @@ class TrainerLoop:
                     except CheckpointFenced as e:
                         log.warning("%s", e)
             self._commit_pending()
+        except BaseException as e:
+            failure = e
+            raise
         finally:
             started = time.monotonic()
-            self.source.close()
-            self.consumer.close(autocommit=False)
+            with self._lock:
+                if self.trainer.loaded:  # checkpointed above (or it failed): nothing left to save
+                    self.trainer.release()
+            closing: list[Exception] = []
+            for close in (self.source.close, lambda: self.consumer.close(autocommit=False)):
+                try:
+                    close()
+                except Exception as e:
+                    closing.append(e)
+                    if failure is not None:
+                        log.exception("%s: closing after %s: %s also failed", self.trainer.model,
+                                      type(failure).__name__, failure)
             log.info("%s: consumer closed (%.1fs)", self.trainer.model, time.monotonic() - started)
+            if closing and failure is None:
+                raise closing[0]

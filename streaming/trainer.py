@@ -104,7 +104,9 @@ class Trainer:
         schema_limits: dict[str, Any] | None = None,
         allow_new_classes: bool = False,
         guard: PromotionGuard | None = None,
+        max_clock_skew_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
         self.guard = guard
@@ -118,6 +120,9 @@ class Trainer:
         self._schema_limits = schema_limits or {}
         self._allow_new_classes = allow_new_classes
         self._clock = clock
+        self._wall_clock = wall_clock
+        self.max_clock_skew_s = max_clock_skew_s
+        self._skew_warned = False
         self.system: Any = None
         self.loaded = False  # True once state is restored (or freshly built) for this ownership
         self._m = BoundTrainerMetrics(metrics, model)
@@ -144,6 +149,10 @@ class Trainer:
             self.recent = RecentIds(self._recent_capacity, ckpt.recent_ids)
             join.restore(ckpt.join)
             self.stream_time = ckpt.stream_time
+            if self.stream_time is not None and self.stream_time > self._wall_clock() + self.max_clock_skew_s:
+                log.warning("%s: checkpoint %d's stream time is ahead of this trainer's clock; using the clock",
+                            self.model, ckpt.seq)
+                self.stream_time = self._wall_clock()
             self._seq = ckpt.seq
             log.info("%s: resumed from checkpoint %d: %d events learned, offsets %s",
                      self.model, ckpt.seq, self.system.events_learned, _fmt(self.offsets))
@@ -207,7 +216,11 @@ class Trainer:
             raise RuntimeError("trainer has no state: call restore() after partitions are assigned")
         learned = 0
         consumed = 0
+        ignored = 0
         started = time.perf_counter()
+        # stream time never jumps past the trainer's own clock (plus a skew allowance): a
+        # record stamped a day ahead would otherwise expire the whole join store at once
+        trusted_until = self._wall_clock() + self.max_clock_skew_s
         ordered = sorted(records, key=lambda r: r.topic != self.predictions_topic)
         for rec in ordered:
             tp = (rec.topic, rec.partition)
@@ -220,7 +233,10 @@ class Trainer:
             if rec.timestamp_ms > 0:
                 ts = rec.timestamp_ms / 1000.0
                 if self.stream_time is None or ts > self.stream_time:
-                    self.stream_time = ts
+                    if ts <= trusted_until:
+                        self.stream_time = ts
+                    else:
+                        ignored += 1
             is_prediction = rec.topic == self.predictions_topic
             event = rec.event if rec.event is not None else decode_event(rec.value, self.schema, is_prediction)
             if type(event) is InvalidEvent:
@@ -234,6 +250,13 @@ class Trainer:
             self._last_record_wall = self._clock()
             self._since_checkpoint += consumed
             self._m.events_consumed.inc(consumed)
+        if ignored:
+            self._m.timestamps_ignored.inc(ignored)
+            (log.debug if self._skew_warned else log.warning)(
+                "%s: ignored %d record timestamp(s) more than %gs ahead of this trainer's clock "
+                "(a producer's clock is wrong?); counted in perennial_record_timestamps_ignored_total",
+                self.model, ignored, self.max_clock_skew_s)
+            self._skew_warned = True
         if learned:
             self._m.events_learned.inc(learned)
             self._m.model_events_learned.set(self.system.events_learned)
