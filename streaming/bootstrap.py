@@ -69,6 +69,13 @@ def bootstrap_challengers(registry: Any, model: str, champion_version: int) -> l
     ]
 
 
+def registry_lineage(settings: TrainerSettings) -> Callable[[], str]:
+    """The registry's lineage id of the model: a checkpoint of any other is not resumed."""
+    from training.registry import Registry
+
+    return lambda: Registry(settings.registry_dir).lineage(settings.model)
+
+
 def build_guard(settings: TrainerSettings) -> Any:
     """The serving-side promotion guard, when a Prometheus URL is configured."""
     if not settings.prometheus_url:
@@ -105,6 +112,7 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
                        "allow_missing_features": settings.allow_missing_features},
         allow_new_classes=settings.allow_new_classes,
         guard=build_guard(settings),
+        lineage=registry_lineage(settings),
     )
     holder.append(trainer)
     return trainer

@@ -31,7 +31,7 @@ from kafka.coordinator.assignors.abstract import (
 )
 from kafka.errors import KafkaError
 
-from streaming.checkpoint import CheckpointFenced
+from streaming.checkpoint import CheckpointError, CheckpointFenced
 from streaming.settings import KafkaSettings
 from streaming.sources import ConsumerSource
 from streaming.topics import feedback_topic, group_id, predictions_topic
@@ -123,6 +123,7 @@ class TrainerLoop:
         self._to_commit: dict[tuple[str, int], int] | None = None
         self._check_ends: list[TopicPartition] = []
         self.assigned: list[TopicPartition] = []
+        self._refused: CheckpointError | None = None
 
     # -- rebalance (called on the consumer's IO loop) -----------------------------------------
 
@@ -142,7 +143,14 @@ class TrainerLoop:
 
     def take_over(self, assigned: list[TopicPartition]) -> None:
         with self._lock:
-            offsets = self.trainer.restore()
+            try:
+                offsets = self.trainer.restore()
+            except CheckpointError as e:
+                # raised from the loop (not from this callback, where kafka-python would wrap
+                # it as "User rebalance callback throws an error"): the trainer stops and says why
+                log.error("%s: cannot take over: %s", self.trainer.model, e)
+                self._refused = e
+                return
             self.assigned = assigned
             self.source.assigned(assigned, offsets, self.trainer.schema)
             self._check_ends = [tp for tp in assigned if (tp.topic, tp.partition) in offsets]
@@ -164,6 +172,8 @@ class TrainerLoop:
 
     def step(self) -> None:
         records = self.source.poll(self.poll_timeout_ms, self.max_records)
+        if self._refused is not None:
+            raise self._refused
         self._commit_pending()
         self._verify_ends()
         with self._lock:

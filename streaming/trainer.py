@@ -104,6 +104,7 @@ class Trainer:
         schema_limits: dict[str, Any] | None = None,
         allow_new_classes: bool = False,
         guard: PromotionGuard | None = None,
+        lineage: Callable[[], str] | None = None,
         max_clock_skew_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -121,6 +122,8 @@ class Trainer:
         self._allow_new_classes = allow_new_classes
         self._clock = clock
         self._wall_clock = wall_clock
+        self._lineage = lineage  # the registry's id of this model; None: nothing to check against (tests)
+        self.lineage: str | None = None
         self.max_clock_skew_s = max_clock_skew_s
         self._skew_warned = False
         self.system: Any = None
@@ -131,8 +134,41 @@ class Trainer:
     # -- ownership: restore and checkpoint ------------------------------------------------------
 
     def restore(self) -> dict[tuple[str, int], int]:
-        """Load the newest checkpoint (or start fresh); returns the offsets to seek to."""
-        ckpt = self.store.load_latest()
+        """Resume from the newest usable checkpoint of this registry's model, else start fresh
+        from the registry champion; returns the offsets to seek to.
+
+        A checkpoint of another registry lineage (a namesake model elsewhere, or before this
+        model was bootstrapped again) is never resumed: it is named in the log and skipped.
+        An unusable one (unreadable, unsigned, state that does not load) falls back to an
+        older one; when there are such files and none of this lineage is usable,
+        `CheckpointError` says which and why (an operator decides, nothing is guessed).
+        """
+        lineage = self._lineage() if self._lineage is not None else None
+        newest_seen = self.store.latest_seq()  # fencing: whatever is on disk now, we have seen
+        problems: list[str] = []
+        foreign: list[str] = []
+        ckpt, restored = None, None
+        for candidate in self.store.readable(problems):
+            if lineage is not None and candidate.lineage != lineage:
+                foreign.append(f"{candidate.seq} (registry lineage "
+                               f"{candidate.lineage or 'unknown: written before lineage ids'})")
+                continue
+            try:
+                restored = self._restore_system(candidate.system)
+            except Exception as e:  # noqa: BLE001 - signed, yet not a state this code can use
+                log.warning("%s: checkpoint %d's learning state does not load, trying an older one: %s: %s",
+                            self.model, candidate.seq, type(e).__name__, e)
+                problems.append(f"{candidate.seq}: its learning state does not load ({type(e).__name__}: {e})")
+                continue
+            ckpt = candidate
+            break
+        if ckpt is None and problems:
+            raise self.store.none_usable(problems + [f"{f}: another registry's" for f in foreign])
+        if foreign and ckpt is None:
+            log.warning("%s: not resuming checkpoint(s) %s in %s: they continue another registry's model "
+                        "of this name (this registry's lineage is %s); starting from the registry champion",
+                        self.model, ", ".join(foreign), self.store.dir, lineage)
+        self.lineage = lineage
         join = JoinStore(self._join_template.ttl_s, self._join_template.grace_s,
                          self._join_template.max_predictions, self._join_template.max_pending)
         if ckpt is None:
@@ -140,11 +176,10 @@ class Trainer:
             self.offsets: dict[tuple[str, int], int] = {}
             self.recent = RecentIds(self._recent_capacity)
             self.stream_time: float | None = None
-            self._seq: int | None = None
-            log.info("%s: no checkpoint yet; starting from the registry champion (version %s)",
-                     self.model, self.system.champion_version)
+            log.info("%s: no checkpoint of this registry's model yet; starting from the registry champion "
+                     "(version %s)", self.model, self.system.champion_version)
         else:
-            self.system = self._restore_system(ckpt.system)
+            self.system = restored
             self.offsets = dict(ckpt.offsets)
             self.recent = RecentIds(self._recent_capacity, ckpt.recent_ids)
             join.restore(ckpt.join)
@@ -153,9 +188,9 @@ class Trainer:
                 log.warning("%s: checkpoint %d's stream time is ahead of this trainer's clock; using the clock",
                             self.model, ckpt.seq)
                 self.stream_time = self._wall_clock()
-            self._seq = ckpt.seq
             log.info("%s: resumed from checkpoint %d: %d events learned, offsets %s",
                      self.model, ckpt.seq, self.system.events_learned, _fmt(self.offsets))
+        self._seq: int | None = newest_seen
         self.join = join
         self._join_counts = dict(join.counts)
         self.schema = self._build_schema()
@@ -191,6 +226,7 @@ class Trainer:
             recent_ids=self.recent.to_list(), join=self.join.state(), stream_time=self.stream_time,
             info={"events_learned": self.system.events_learned,
                   "champion_version": self.system.champion_version},
+            lineage=self.lineage,
         )
         self._seq = self.store.save(ckpt, self._seq)
         self._since_checkpoint = 0

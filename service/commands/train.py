@@ -72,5 +72,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"training model {settings.model!r} from {settings.bootstrap_servers} "
           f"(group perennial-trainer-{settings.model}, metrics port {settings.metrics_port or 'off'})", flush=True)
-    process.run()
+    from streaming.checkpoint import CheckpointError
+
+    try:
+        process.run()
+    except CheckpointError as e:  # a refusal with its reason, not a traceback
+        print(f"perennial train: refusing to continue: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import threading
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,16 @@ def test_trainer_metrics_bind_loopback_unless_told(trainer_settings, host, reach
         process.producer.close()
         process.loop.consumer.close()
         process.loop.source.close()
+
+
+def test_perennial_train_refuses_unusable_checkpoints_with_the_reason(trainer_settings, trainer_cli) -> None:  # noqa: ANN001
+    """The real CLI: the only checkpoint is a folder by a checkpoint's name; the trainer
+    exits 1 with the reason, not a traceback, and not "User rebalance callback throws"."""
+    settings = trainer_settings()
+    folder = settings.checkpoint_dir / settings.model / "checkpoint-000000000001.ckpt"
+    folder.mkdir(parents=True)
+    proc = trainer_cli(settings)
+    assert proc.wait(120) == 1
+    log = Path(proc.log_path).read_text(encoding="utf-8")
+    assert "perennial train: refusing to continue: no checkpoint of" in log
+    assert "Is a directory" in log and "Traceback" not in log
