@@ -188,7 +188,10 @@ def build_process(settings: TrainerSettings, stop: threading.Event | None = None
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all",
                              linger_ms=5, client_id=f"perennial-trainer-{settings.model}-dlq")
-    trainer = build_trainer(settings, metrics, KafkaDeadLetters(producer, dlq_topic(settings.model)))
+    dead_letters = KafkaDeadLetters(producer, dlq_topic(settings.model), settings.bootstrap_servers,
+                                    recall_max=settings.dlq_recall_max,
+                                    timeout_s=max(30.0, settings.request_timeout_ms / 1000.0))
+    trainer = build_trainer(settings, metrics, dead_letters)
     consumer = build_consumer(settings, settings.model)
     source = build_fetcher_source(settings, consumer, trainer) if settings.fetch_process else None
     loop = TrainerLoop(trainer, consumer, poll_timeout_ms=settings.poll_timeout_ms,

@@ -94,6 +94,11 @@ class TrainerSettings(KafkaSettings, LoopSettings):
         "expire every waiting prediction and label.",
     )
     join_max_pending: int = Field(50000, ge=1, description="Bound on label-only feedback waiting for its prediction; the oldest miss first.")
+    dlq_recall_max: int = Field(
+        100000, ge=0, description="Dead letters read back per dead-letter partition when a trainer takes over "
+        "without a checkpoint that says where its letters end (so a record dead-lettered before a crash is not "
+        "dead-lettered again); with a checkpoint only the letters written since it are read.",
+    )
     max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered as 'oversized'.")
     max_features: int = Field(4096, ge=1, description="More features than this is 'oversized'.")
     allow_new_classes: bool = Field(False, description="Accept labels the champion has never seen (else 'unknown_class').")

@@ -191,6 +191,10 @@ class Trainer:
             log.info("%s: resumed from checkpoint %d: %d events learned, offsets %s",
                      self.model, ckpt.seq, self.system.events_learned, _fmt(self.offsets))
         self._seq: int | None = newest_seen
+        # dead letters written since this checkpoint (by an owner that died before its next
+        # one) are read back before the first letter of this ownership: `_dead_letter`
+        self.dead_letters.resume(ckpt.dlq_ends if ckpt is not None else {})
+        self._recalled: set[tuple[str, int, int]] | None = None
         self.join = join
         self._join_counts = dict(join.counts)
         self.schema = self._build_schema()
@@ -226,7 +230,7 @@ class Trainer:
             recent_ids=self.recent.to_list(), join=self.join.state(), stream_time=self.stream_time,
             info={"events_learned": self.system.events_learned,
                   "champion_version": self.system.champion_version},
-            lineage=self.lineage,
+            lineage=self.lineage, dlq_ends=self.dead_letters.ends(),
         )
         self._seq = self.store.save(ckpt, self._seq)
         self._since_checkpoint = 0
@@ -376,6 +380,13 @@ class Trainer:
         return Record(self.feedback_topic, partition, offset, self.model.encode(), None)
 
     def _dead_letter(self, rec: Record, reason: Reason, detail: str, value: bytes | None = None) -> None:
+        if self._recalled is None:
+            self._recalled = self.dead_letters.recall(self.model)
+        if self._recalled and (rec.topic, rec.partition, rec.offset) in self._recalled:
+            self._recalled.discard((rec.topic, rec.partition, rec.offset))
+            log.debug("%s: %s[%d]@%d was dead-lettered before the restart; not again",
+                      self.model, rec.topic, rec.partition, rec.offset)
+            return
         self.dead_letters.send(DeadLetter(self.model, reason, detail, rec.topic, rec.partition, rec.offset,
                                           rec.key, rec.value if value is None else value))
         self._m.dead_lettered(reason)
