@@ -124,6 +124,9 @@ class TrainerLoop:
         self._check_ends: list[TopicPartition] = []
         self.assigned: list[TopicPartition] = []
         self._refused: CheckpointError | None = None
+        self.lag_lookup_s = 5.0
+        self._looked_up_at = -1e18
+        self._looked_up: dict[tuple[str, int], int] = {}
 
     # -- rebalance (called on the consumer's IO loop) -----------------------------------------
 
@@ -232,9 +235,28 @@ class TrainerLoop:
         self._check_ends = pending
 
     def _report_lag(self) -> None:
+        """Records between the trainer's position and each partition's end — also while the
+        partition is stuck: when the source knows no end (its fetcher keeps failing, say),
+        the end is looked up from the broker (at most every `lag_lookup_s`), and where the
+        trainer has no position yet it is where reading began, so a stream that never
+        starts shows its whole backlog instead of no lag at all."""
+        unknown = [tp for tp in self.assigned if self.source.highwater(tp) is None]
+        now = time.monotonic()
+        if unknown and now - self._looked_up_at >= self.lag_lookup_s:
+            self._looked_up_at = now
+            try:
+                self._looked_up = {(tp.topic, tp.partition): o for tp, o in
+                                   self.consumer.end_offsets(unknown, timeout_ms=1000).items()}
+            except KafkaError as e:  # the broker is unreachable too: the last known value stays
+                log.debug("%s: partition ends unknown: %s", self.trainer.model, e)
         for tp in self.assigned:
+            key = (tp.topic, tp.partition)
             high = self.source.highwater(tp)
-            position = self.trainer.offsets.get((tp.topic, tp.partition))
+            if high is None:
+                high = self._looked_up.get(key)
+            position = self.trainer.offsets.get(key)
+            if position is None:
+                position = self.source.reading_from(tp)
             if high is not None and position is not None:
                 self.trainer._m.lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
 

@@ -69,6 +69,11 @@ class ConsumerSource:
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.consumer.highwater(tp)
 
+    def reading_from(self, tp: TopicPartition) -> int | None:
+        """Where reading began, for lag before the first record: not known without a
+        broker round trip here (records arrive from the first poll on)."""
+        return None
+
     def seek(self, tp: TopicPartition, offset: Position) -> None:
         if offset is None:
             self.consumer.seek_to_beginning(tp)
@@ -148,6 +153,10 @@ class FetcherSource:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self._ends.get((tp.topic, tp.partition))
+
+    def reading_from(self, tp: TopicPartition) -> int | None:
+        """Where this assignment's reading began (None: the partition's beginning, unknown)."""
+        return self._starts.get((tp.topic, tp.partition))
 
     def seek(self, tp: TopicPartition, offset: Position) -> None:
         """Read `tp` from `offset` (None: its beginning), every other partition from where the
