@@ -41,8 +41,9 @@ COPY pyproject.toml README.md ./
 COPY training ./training
 COPY streaming ./streaming
 COPY service ./service
-RUN pip install ".[kafka-crc]" \
-    && python -c "import service.cli, streaming.metrics, training.registry, torch, crc32c; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+# every Kafka compression codec must be readable by the trainer: fail the build, not the stream
+RUN pip install . \
+    && python -c "import service.cli, streaming.metrics, training.registry, torch, crc32c; from kafka import codec; assert codec.has_snappy() and codec.has_lz4() and codec.has_zstd(), 'a Kafka codec library is missing'; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 # ---- runtime: the virtualenv, a non-root user, nothing to build with ----------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -62,6 +63,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PERENNIAL_PORT=3000 \
     PERENNIAL_GRPC_PORT=8001 \
     PERENNIAL_METRICS_PORT=9100 \
+    PERENNIAL_METRICS_HOST=0.0.0.0 \
     PERENNIAL_DEVICE=auto \
     PERENNIAL_REGISTRY_DIR=/var/lib/perennial/registry \
     PERENNIAL_CHECKPOINT_DIR=/var/lib/perennial/checkpoints

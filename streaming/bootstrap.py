@@ -85,6 +85,13 @@ def bootstrap_challengers(registry: Registry, model: str, champion_version: int)
     ]
 
 
+def registry_lineage(settings: TrainerSettings) -> Callable[[], str]:
+    """The registry's lineage id of the model: a checkpoint of any other is not resumed."""
+    from training.registry import Registry
+
+    return lambda: Registry(settings.registry_dir).lineage(settings.model)
+
+
 def build_guard(settings: TrainerSettings) -> PromotionGuard | None:
     """The serving-side promotion guard, when a Prometheus URL is configured."""
     if not settings.prometheus_url:
@@ -113,6 +120,7 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
         join=JoinStore(settings.join_ttl_s, settings.join_grace_s, settings.join_max_predictions,
                        settings.join_max_pending),
         recent_ids=settings.recent_event_ids,
+        max_clock_skew_s=settings.max_clock_skew_s,
         checkpoint_every=settings.checkpoint_every_events,
         checkpoint_interval_s=settings.checkpoint_interval_s,
         stats_interval_s=settings.stats_interval_s,
@@ -120,6 +128,7 @@ def build_trainer(settings: TrainerSettings, metrics: TrainerMetrics, dead_lette
                        "allow_missing_features": settings.allow_missing_features},
         allow_new_classes=settings.allow_new_classes,
         guard=build_guard(settings),
+        lineage=registry_lineage(settings),
     )
     holder.append(trainer)
     return trainer
@@ -150,13 +159,24 @@ class TrainerProcess:
     metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     def run(self) -> None:
+        """Run the loop; whatever made it fail (a full disk at the last checkpoint, say) is
+        the error raised, not a later one from closing the producer or the metrics server."""
+        failed = False
         try:
             self.loop.run()
+        except BaseException:
+            failed = True
+            raise
         finally:
-            self.producer.flush()
-            self.producer.close()
-            if self.metrics_server is not None:
-                self.metrics_server[0].shutdown()
+            try:
+                self.producer.flush()
+                self.producer.close()
+                if self.metrics_server is not None:
+                    self.metrics_server[0].shutdown()
+            except Exception:
+                if not failed:
+                    raise
+                log.exception("%s: closing the producer after a failure also failed", self.settings.model)
 
 
 def build_process(settings: TrainerSettings, stop: threading.Event | None = None,
@@ -181,11 +201,14 @@ def build_process(settings: TrainerSettings, stop: threading.Event | None = None
     if serve_metrics and settings.metrics_port:
         from prometheus_client import start_http_server
 
-        server = start_http_server(settings.metrics_port, registry=registry)
-        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+        server = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all",
                              linger_ms=5, client_id=f"perennial-trainer-{settings.model}-dlq")
-    trainer = build_trainer(settings, metrics, KafkaDeadLetters(producer, dlq_topic(settings.model)))
+    dead_letters = KafkaDeadLetters(producer, dlq_topic(settings.model), settings.bootstrap_servers,
+                                    recall_max=settings.dlq_recall_max,
+                                    timeout_s=max(30.0, settings.request_timeout_ms / 1000.0))
+    trainer = build_trainer(settings, metrics, dead_letters)
     consumer = build_consumer(settings, settings.model)
     source = build_fetcher_source(settings, consumer, trainer) if settings.fetch_process else None
     loop = TrainerLoop(trainer, consumer, poll_timeout_ms=settings.poll_timeout_ms,

@@ -15,6 +15,16 @@ mid-write leaves the previous checkpoint intact. The newest ``keep`` generations
 unreadable newest one falls back to an older one (which only means re-learning more events,
 since its offsets are older too).
 
+Lineage: each checkpoint names the registry lineage (`training.registry.Registry.lineage`)
+of the model it continues. The trainer resumes only its own registry's checkpoints: one from
+another registry (same model name, same checkpoint folder) is skipped, said so, and the
+trainer starts from its champion instead of republishing a stranger's learning state.
+
+Fail safe: any unusable file — a bad signature, a truncated or garbled header, a path that is
+a folder, a file that cannot be read, learning state of the wrong type — is skipped for an
+older generation; when checkpoints exist and none is usable, `CheckpointError` says which
+and why, and the trainer refuses to start rather than guess.
+
 Fencing: `save` takes the sequence number of the checkpoint the writer last saw; if another
 trainer has written a newer one meanwhile (this one lost its partitions without noticing),
 the save is refused with `CheckpointFenced` instead of overwriting the successor's progress.
@@ -31,6 +41,7 @@ import os
 import re
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,13 +80,17 @@ class Checkpoint:
     info: dict[str, Any] = field(default_factory=dict)  # events_learned, champion_version, ...
     seq: int = 0
     created_at: float = 0.0
+    lineage: str | None = None  # the registry lineage of the model (None: written before lineage ids)
+    dlq_ends: dict[int, int] = field(default_factory=dict)  # dead-letter partition -> end offset (`streaming.dlq`)
 
     def header(self) -> dict[str, Any]:
         return {
             "format": 1, "model": self.model, "seq": self.seq, "created_at": self.created_at,
+            "lineage": self.lineage,
             "offsets": [[t, p, o] for (t, p), o in sorted(self.offsets.items())],
             "recent_ids": self.recent_ids, "join": self.join, "stream_time": self.stream_time,
-            "info": self.info, "system_sha256": hashlib.sha256(self.system).hexdigest(),
+            "info": self.info, "dlq_ends": [[p, o] for p, o in sorted(self.dlq_ends.items())],
+            "system_sha256": hashlib.sha256(self.system).hexdigest(),
         }
 
 
@@ -98,11 +113,28 @@ class CheckpointStore:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
+        except OSError as e:  # NotADirectoryError, PermissionError: nothing can be resumed or saved
+            raise CheckpointError(f"checkpoint folder {self.dir} of {self.model!r} cannot be listed: {e}; "
+                                  "point PERENNIAL_CHECKPOINT_DIR at a writable folder") from e
         return sorted((int(m.group(1)) for n in names if (m := _NAME.match(n))), reverse=True)
 
     def latest_seq(self) -> int | None:
         seqs = self.sequences()
         return seqs[0] if seqs else None
+
+    def readable(self, problems: list[str]) -> Iterator[Checkpoint]:
+        """Checkpoints that verify, newest first; each one that does not is logged and
+        described in `problems` (``"<seq>: why"``), so the caller can say why it gave up."""
+        for seq in self.sequences():
+            try:
+                ckpt = self.load(seq)
+            except FileNotFoundError:
+                continue  # pruned by the writer while we listed
+            except (CheckpointCorrupt, OSError) as e:  # OSError: a folder by that name, unreadable
+                log.warning("checkpoint %d of %s is unusable, trying an older one: %s", seq, self.model, e)
+                problems.append(f"{seq}: {e}")
+                continue
+            yield ckpt
 
     def load_latest(self) -> Checkpoint | None:
         """The newest checkpoint that verifies, or None when there is none at all.
@@ -110,20 +142,18 @@ class CheckpointStore:
         Raises `CheckpointError` when checkpoints exist but none verifies: starting from
         scratch would silently re-learn (or skip) everything, so an operator must decide.
         """
-        seqs = self.sequences()
-        errors = []
-        for seq in seqs:
-            try:
-                return self.load(seq)
-            except (CheckpointCorrupt, FileNotFoundError) as e:
-                log.warning("checkpoint %d of %s is unusable, trying an older one: %s", seq, self.model, e)
-                errors.append(f"{seq}: {e}")
-        if seqs:
-            raise CheckpointError(
-                f"no checkpoint of {self.model!r} in {self.dir} verifies ({'; '.join(errors)}); "
-                "check PERENNIAL_CHECKPOINT_KEY, or move the folder away to start from the registry champion"
-            )
+        problems: list[str] = []
+        for ckpt in self.readable(problems):
+            return ckpt
+        if problems:
+            raise self.none_usable(problems)
         return None
+
+    def none_usable(self, problems: list[str]) -> CheckpointError:
+        return CheckpointError(
+            f"no checkpoint of {self.model!r} in {self.dir} verifies and loads ({'; '.join(problems)}); "
+            "check PERENNIAL_CHECKPOINT_KEY, or move the folder away to start from the registry champion"
+        )
 
     def load(self, seq: int) -> Checkpoint:
         return self.decode((self.dir / _filename(seq)).read_bytes())
@@ -134,19 +164,34 @@ class CheckpointStore:
         body, mac = data[:-_MAC_LEN], data[-_MAC_LEN:]
         if not hmac.compare_digest(hmac.new(self._key, body, hashlib.sha256).digest(), mac):
             raise CheckpointCorrupt("signature does not verify (corrupt, or written with another key)")
+        try:
+            return self._parse(body)
+        except CheckpointCorrupt:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as e:
+            # signed, yet not a header this code understands (another version's, or a bug's)
+            raise CheckpointCorrupt(f"signed but unreadable header ({type(e).__name__}: {e})") from e
+
+    def _parse(self, body: bytes) -> Checkpoint:
         (hlen,) = struct.unpack(">Q", body[len(MAGIC): len(MAGIC) + 8])
         start = len(MAGIC) + 8
         header = json.loads(body[start: start + hlen])
         system = body[start + hlen:]
+        if not isinstance(header, dict):
+            raise CheckpointCorrupt(f"header is JSON {type(header).__name__}; expected an object")
         if header.get("format") != 1 or header.get("model") != self.model:
             raise CheckpointCorrupt(f"checkpoint is for {header.get('model')!r} format {header.get('format')}")
         if hashlib.sha256(system).hexdigest() != header["system_sha256"]:
             raise CheckpointCorrupt("system bytes do not match their checksum")
+        lineage = header.get("lineage")
         return Checkpoint(
             model=header["model"], system=system,
-            offsets={(t, int(p)): int(o) for t, p, o in header["offsets"]},
-            recent_ids=header["recent_ids"], join=header["join"], stream_time=header["stream_time"],
-            info=header["info"], seq=int(header["seq"]), created_at=float(header["created_at"]),
+            offsets={(str(t), int(p)): int(o) for t, p, o in header["offsets"]},
+            recent_ids=list(header["recent_ids"]), join=dict(header["join"]),
+            stream_time=None if header["stream_time"] is None else float(header["stream_time"]),
+            info=dict(header["info"]), seq=int(header["seq"]), created_at=float(header["created_at"]),
+            lineage=None if lineage is None else str(lineage),
+            dlq_ends={int(p): int(o) for p, o in header.get("dlq_ends", [])},
         )
 
     # -- writing ------------------------------------------------------------------------------
@@ -178,9 +223,13 @@ class CheckpointStore:
         removed = False
         for seq in self.sequences():
             if seq <= newest - self.keep:
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.unlink(self.dir / _filename(seq))
                     removed = True
+                except FileNotFoundError:
+                    pass
+                except OSError as e:  # e.g. a folder by that name: not ours to delete
+                    log.warning("cannot remove old checkpoint %s: %s", self.dir / _filename(seq), e)
         for name in os.listdir(self.dir):  # temp files of a writer killed mid-write
             if name.startswith(".checkpoint-") and name.endswith(".tmp"):
                 path = self.dir / name

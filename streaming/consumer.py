@@ -32,7 +32,7 @@ from kafka.coordinator.assignors.abstract import (
 )
 from kafka.errors import KafkaError
 
-from streaming.checkpoint import CheckpointFenced
+from streaming.checkpoint import CheckpointError, CheckpointFenced
 from streaming.settings import KafkaSettings
 from streaming.sources import ConsumerSource, RecordSource
 from streaming.topics import feedback_topic, group_id, predictions_topic
@@ -132,6 +132,10 @@ class TrainerLoop:
         self._to_commit: dict[tuple[str, int], int] | None = None
         self._check_ends: list[TopicPartition] = []
         self.assigned: list[TopicPartition] = []
+        self._refused: CheckpointError | None = None
+        self.lag_lookup_s = 5.0
+        self._looked_up_at = -1e18
+        self._looked_up: dict[tuple[str, int], int] = {}
 
     # -- rebalance (called on the consumer's IO loop) -----------------------------------------
 
@@ -151,7 +155,14 @@ class TrainerLoop:
 
     def take_over(self, assigned: list[TopicPartition]) -> None:
         with self._lock:
-            offsets = self.trainer.restore()
+            try:
+                offsets = self.trainer.restore()
+            except CheckpointError as e:
+                # raised from the loop (not from this callback, where kafka-python would wrap
+                # it as "User rebalance callback throws an error"): the trainer stops and says why
+                log.error("%s: cannot take over: %s", self.trainer.model, e)
+                self._refused = e
+                return
             self.assigned = assigned
             self.source.assigned(assigned, offsets, self.trainer.schema)
             self._check_ends = [tp for tp in assigned if (tp.topic, tp.partition) in offsets]
@@ -173,6 +184,8 @@ class TrainerLoop:
 
     def step(self) -> None:
         records = self.source.poll(self.poll_timeout_ms, self.max_records)
+        if self._refused is not None:
+            raise self._refused
         self._commit_pending()
         self._verify_ends()
         with self._lock:
@@ -231,14 +244,41 @@ class TrainerLoop:
         self._check_ends = pending
 
     def _report_lag(self) -> None:
+        """Records between the trainer's position and each partition's end — also while the
+        partition is stuck: when the source knows no end (its fetcher keeps failing, say),
+        the end is looked up from the broker (at most every `lag_lookup_s`), and where the
+        trainer has no position yet it is where reading began, so a stream that never
+        starts shows its whole backlog instead of no lag at all."""
+        unknown = [tp for tp in self.assigned if self.source.highwater(tp) is None]
+        now = time.monotonic()
+        if unknown and now - self._looked_up_at >= self.lag_lookup_s:
+            self._looked_up_at = now
+            try:
+                self._looked_up = {(tp.topic, tp.partition): o for tp, o in
+                                   self.consumer.end_offsets(unknown, timeout_ms=1000).items()}
+            except KafkaError as e:  # the broker is unreachable too: the last known value stays
+                log.debug("%s: partition ends unknown: %s", self.trainer.model, e)
         for tp in self.assigned:
+            key = (tp.topic, tp.partition)
             high = self.source.highwater(tp)
-            position = self.trainer.offsets.get((tp.topic, tp.partition))
+            if high is None:
+                high = self._looked_up.get(key)
+            position = self.trainer.offsets.get(key)
+            if position is None:
+                position = self.source.reading_from(tp)
             if high is not None and position is not None:
                 self.trainer.report_lag(f"{tp.topic}:{tp.partition}", max(0, high - position))
 
     def _finish(self) -> None:
-        """Finish cleanly: checkpoint what was handled, commit it, leave the group."""
+        """Finish cleanly: checkpoint what was handled, commit it, leave the group.
+
+        If that last checkpoint fails (a full disk), its error is the one that propagates:
+        the state is released before the consumer closes, so leaving the group (which revokes
+        the partitions) does not try the same checkpoint again inside a rebalance callback —
+        whose failure kafka-python would raise as "User rebalance callback throws an error",
+        hiding the ENOSPC — and an error while closing is only logged next to it.
+        """
+        failure: BaseException | None = None
         try:
             with self._lock:
                 if self.trainer.loaded and self.trainer.unsaved_records:
@@ -247,8 +287,23 @@ class TrainerLoop:
                     except CheckpointFenced as e:
                         log.warning("%s", e)
             self._commit_pending()
+        except BaseException as e:
+            failure = e
+            raise
         finally:
             started = time.monotonic()
-            self.source.close()
-            self.consumer.close(autocommit=False)
+            with self._lock:
+                if self.trainer.loaded:  # checkpointed above (or it failed): nothing left to save
+                    self.trainer.release()
+            closing: list[Exception] = []
+            for close in (self.source.close, lambda: self.consumer.close(autocommit=False)):
+                try:
+                    close()
+                except Exception as e:
+                    closing.append(e)
+                    if failure is not None:
+                        log.exception("%s: closing after %s: %s also failed", self.trainer.model,
+                                      type(failure).__name__, failure)
             log.info("%s: consumer closed (%.1fs)", self.trainer.model, time.monotonic() - started)
+            if closing and failure is None:
+                raise closing[0]

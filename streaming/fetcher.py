@@ -46,11 +46,12 @@ from streaming.schemas import (
     decode_event,
 )
 from streaming.trainer import Record
+from streaming.undecodable import find_undecodable_batch
 
 log = logging.getLogger(__name__)
 
 # kinds of decoded payloads on the wire
-_FEEDBACK, _PREDICTION, _INVALID = 0, 1, 2
+_FEEDBACK, _PREDICTION, _INVALID, _UNDECODABLE = 0, 1, 2, 3
 Position = int | None  # an offset, or None for "the partition's beginning"
 # kafka-python's client keyword arguments: mixed types, passed through unread (untyped on purpose)
 KafkaConfig = dict[str, Any]
@@ -176,11 +177,21 @@ def _fetch_loop(control: Connection, sender: _Sender, kafka_config: KafkaConfig,
                     reading = bool(positions)
             if not reading:
                 continue
-            fetched = consumer.poll(timeout_ms=100, max_records=max_records)
-            items = [
-                _encode(tp.topic, tp.partition, r, tp.topic == predictions_topic, schema)
-                for tp, records in fetched.items() for r in records
-            ]
+            try:
+                fetched = consumer.poll(timeout_ms=100, max_records=max_records)
+            except Exception as e:
+                bad = find_undecodable_batch(e)
+                if bad is None:
+                    raise
+                # the trainer dead-letters it; this fetcher reads on after it
+                log.warning("%s", bad.detail)
+                consumer.seek(TopicPartition(bad.topic, bad.partition), bad.end)
+                items = [(bad.topic, bad.partition, bad.start, 0, None, bad.raw, _UNDECODABLE, bad.detail, bad.span)]
+            else:
+                items = [
+                    _encode(tp.topic, tp.partition, r, tp.topic == predictions_topic, schema)
+                    for tp, records in fetched.items() for r in records
+                ]
             now = time.monotonic()
             if items or now - last_sent >= report_every_s:
                 ends = [(tp.topic, tp.partition, consumer.highwater(tp)) for tp in consumer.assignment()]
@@ -215,8 +226,12 @@ def decode_batch(payload: bytes) -> Batch:
             event: Feedback | Prediction | InvalidEvent = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
         elif kind == _PREDICTION:
             event = Prediction(item[7], item[8], item[9], item[10], item[11], item[12])
-        else:
+        elif kind == _INVALID:
             event = InvalidEvent(Reason(item[7]), item[8])
+        else:  # _UNDECODABLE: one dead letter standing for the batch's offsets
+            append(Record(item[0], item[1], item[2], None, item[5], 0,
+                          InvalidEvent(Reason.UNDECODABLE_BATCH, item[7]), item[8]))
+            continue
         append(Record(item[0], item[1], item[2], item[4], item[5], item[3], event))
     return "batch", epoch, {(t, p): high for t, p, high in ends}, records
 

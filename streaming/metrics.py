@@ -77,6 +77,12 @@ class TrainerMetrics:
             "(regression).",
             ["model", "learner", "role"], registry=registry,
         )
+        self.timestamps_ignored = Counter(
+            "perennial_record_timestamps_ignored_total",
+            "Record timestamps the join's clock ignored: further ahead of the trainer's clock than "
+            "max_clock_skew_s (one bad producer must not expire the join store).",
+            ["model"], registry=registry,
+        )
         self.drift_detected = Counter(
             "perennial_drift_detected_total",
             "Concept drifts detected on a learner's error stream.",

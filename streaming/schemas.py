@@ -55,6 +55,7 @@ class Reason(StrEnum):
     INVALID_VALUE = "invalid_value"
     NO_PREDICTION = "no_prediction"  # label-only feedback whose prediction never arrived
     LEARN_FAILED = "learn_failed"  # the learning core refused a validated event
+    UNDECODABLE_BATCH = "undecodable_batch"  # a record batch Kafka's client cannot decode (codec, corruption)
 
 
 class InvalidEvent(ValueError):

@@ -89,7 +89,17 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction record waits for its label before it expires.")
     join_grace_s: float = Field(30.0, ge=0, description="How long label-only feedback waits for a prediction that has not arrived yet.")
     join_max_predictions: int = Field(200000, ge=1, description="Bound on prediction records held for joining; the oldest expire first.")
+    max_clock_skew_s: float = Field(
+        300.0, gt=0, description="Record timestamps further ahead of this trainer's clock are ignored by the join's "
+        "clock (counted in perennial_record_timestamps_ignored_total): one producer with a wrong clock must not "
+        "expire every waiting prediction and label.",
+    )
     join_max_pending: int = Field(50000, ge=1, description="Bound on label-only feedback waiting for its prediction; the oldest miss first.")
+    dlq_recall_max: int = Field(
+        100000, ge=0, description="Dead letters read back per dead-letter partition when a trainer takes over "
+        "without a checkpoint that says where its letters end (so a record dead-lettered before a crash is not "
+        "dead-lettered again); with a checkpoint only the letters written since it are read.",
+    )
     max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered as 'oversized'.")
     max_features: int = Field(4096, ge=1, description="More features than this is 'oversized'.")
     allow_new_classes: bool = Field(False, description="Accept labels the champion has never seen (else 'unknown_class').")
@@ -100,6 +110,12 @@ class TrainerSettings(KafkaSettings, LoopSettings):
         "events/s on 2+ cores); off: one process does both (one core, or debugging).",
     )
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port of the trainer (0 disables).")
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1,
+        description="Address the trainer's /metrics binds. Loopback by default, so a laptop's trainer is not "
+        "reachable from the network; in production (a container scraped by Prometheus) set 0.0.0.0 or the pod's "
+        "address, as deploy/docker-compose.yml and deploy/k8s/configmap.yaml do.",
+    )
     stats_interval_s: float = Field(1.0, gt=0, description="How often window accuracy/F1 and lag gauges are refreshed.")
     prometheus_url: str = Field("", description="Prometheus base URL for the serving-side promotion guard ('' disables it).")
     guard_period_s: float = Field(300.0, gt=0, description="How long after a promotion the serving-side guard watches it.")

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streaming.fetcher import Fetcher, KafkaConfig, Position
 from streaming.schemas import ModelSchema
 from streaming.trainer import Record
+from streaming.undecodable import find_undecodable_batch
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,17 @@ class ConsumerSource:
         pass
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
-        batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as e:
+            bad = find_undecodable_batch(e)
+            if bad is None:
+                raise
+            # dead-lettered by the trainer; reading goes on after it (records before it in
+            # the same fetch were returned by the previous poll)
+            log.warning("%s", bad.detail)
+            self.consumer.seek(TopicPartition(bad.topic, bad.partition), bad.end)
+            return [bad.as_record()]
         return [
             Record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp or 0)
             for tp, recs in batch.items() for r in recs
@@ -69,6 +80,11 @@ class ConsumerSource:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.consumer.highwater(tp)
+
+    def reading_from(self, tp: TopicPartition) -> int | None:
+        """Where reading began, for lag before the first record: not known without a
+        broker round trip here (records arrive from the first poll on)."""
+        return None
 
     def seek(self, tp: TopicPartition, offset: Position) -> None:
         if offset is None:
@@ -149,6 +165,10 @@ class FetcherSource:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self._ends.get((tp.topic, tp.partition))
+
+    def reading_from(self, tp: TopicPartition) -> int | None:
+        """Where this assignment's reading began (None: the partition's beginning, unknown)."""
+        return self._starts.get((tp.topic, tp.partition))
 
     def seek(self, tp: TopicPartition, offset: Position) -> None:
         """Read `tp` from `offset` (None: its beginning), every other partition from where the

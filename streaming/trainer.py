@@ -68,6 +68,8 @@ class Record:
 
     ``event`` is the record already decoded (a `Feedback`, a `Prediction` or the
     `InvalidEvent` it raised) when a fetcher process validated it; None means "decode here".
+    ``span`` is how many offsets it stands for: 1, except for a record batch that could not
+    be decoded (`streaming.undecodable`), which is dead-lettered as one record.
     """
 
     topic: str
@@ -77,6 +79,7 @@ class Record:
     value: bytes | None
     timestamp_ms: int = 0
     event: Feedback | Prediction | InvalidEvent | None = None
+    span: int = 1
 
 
 class OffsetGap(Exception):
@@ -112,7 +115,10 @@ class Trainer:
         schema_limits: SchemaLimits | None = None,
         allow_new_classes: bool = False,
         guard: PromotionGuard | None = None,
+        lineage: Callable[[], str] | None = None,
+        max_clock_skew_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
         self.guard = guard
@@ -126,6 +132,11 @@ class Trainer:
         self._schema_limits = schema_limits or {}
         self._allow_new_classes = allow_new_classes
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._lineage = lineage  # the registry's id of this model; None: nothing to check against (tests)
+        self.lineage: str | None = None
+        self.max_clock_skew_s = max_clock_skew_s
+        self._skew_warned = False
         self.system: LearningSystem | None = None  # set by `restore`
         self.loaded = False  # True once state is restored (or freshly built) for this ownership
         self._m = BoundTrainerMetrics(metrics, model)
@@ -134,8 +145,41 @@ class Trainer:
     # -- ownership: restore and checkpoint ------------------------------------------------------
 
     def restore(self) -> dict[tuple[str, int], int]:
-        """Load the newest checkpoint (or start fresh); returns the offsets to seek to."""
-        ckpt = self.store.load_latest()
+        """Resume from the newest usable checkpoint of this registry's model, else start fresh
+        from the registry champion; returns the offsets to seek to.
+
+        A checkpoint of another registry lineage (a namesake model elsewhere, or before this
+        model was bootstrapped again) is never resumed: it is named in the log and skipped.
+        An unusable one (unreadable, unsigned, state that does not load) falls back to an
+        older one; when there are such files and none of this lineage is usable,
+        `CheckpointError` says which and why (an operator decides, nothing is guessed).
+        """
+        lineage = self._lineage() if self._lineage is not None else None
+        newest_seen = self.store.latest_seq()  # fencing: whatever is on disk now, we have seen
+        problems: list[str] = []
+        foreign: list[str] = []
+        ckpt, restored = None, None
+        for candidate in self.store.readable(problems):
+            if lineage is not None and candidate.lineage != lineage:
+                foreign.append(f"{candidate.seq} (registry lineage "
+                               f"{candidate.lineage or 'unknown: written before lineage ids'})")
+                continue
+            try:
+                restored = self._restore_system(candidate.system)
+            except Exception as e:  # noqa: BLE001 - signed, yet not a state this code can use
+                log.warning("%s: checkpoint %d's learning state does not load, trying an older one: %s: %s",
+                            self.model, candidate.seq, type(e).__name__, e)
+                problems.append(f"{candidate.seq}: its learning state does not load ({type(e).__name__}: {e})")
+                continue
+            ckpt = candidate
+            break
+        if ckpt is None and problems:
+            raise self.store.none_usable(problems + [f"{f}: another registry's" for f in foreign])
+        if foreign and ckpt is None:
+            log.warning("%s: not resuming checkpoint(s) %s in %s: they continue another registry's model "
+                        "of this name (this registry's lineage is %s); starting from the registry champion",
+                        self.model, ", ".join(foreign), self.store.dir, lineage)
+        self.lineage = lineage
         join = JoinStore(self._join_template.ttl_s, self._join_template.grace_s,
                          self._join_template.max_predictions, self._join_template.max_pending)
         if ckpt is None:
@@ -143,18 +187,25 @@ class Trainer:
             self.offsets: dict[tuple[str, int], int] = {}
             self.recent = RecentIds(self._recent_capacity)
             self.stream_time: float | None = None
-            self._seq: int | None = None
-            log.info("%s: no checkpoint yet; starting from the registry champion (version %s)",
-                     self.model, self.system.champion_version)
+            log.info("%s: no checkpoint of this registry's model yet; starting from the registry champion "
+                     "(version %s)", self.model, self.system.champion_version)
         else:
-            self.system = self._restore_system(ckpt.system)
+            self.system = restored
             self.offsets = dict(ckpt.offsets)
             self.recent = RecentIds(self._recent_capacity, ckpt.recent_ids)
             join.restore(ckpt.join)
             self.stream_time = ckpt.stream_time
-            self._seq = ckpt.seq
+            if self.stream_time is not None and self.stream_time > self._wall_clock() + self.max_clock_skew_s:
+                log.warning("%s: checkpoint %d's stream time is ahead of this trainer's clock; using the clock",
+                            self.model, ckpt.seq)
+                self.stream_time = self._wall_clock()
             log.info("%s: resumed from checkpoint %d: %d events learned, offsets %s",
                      self.model, ckpt.seq, self.system.events_learned, _fmt(self.offsets))
+        self._seq: int | None = newest_seen
+        # dead letters written since this checkpoint (by an owner that died before its next
+        # one) are read back before the first letter of this ownership: `_dead_letter`
+        self.dead_letters.resume(ckpt.dlq_ends if ckpt is not None else {})
+        self._recalled: set[tuple[str, int, int]] | None = None
         self.join = join
         self._join_counts = dict(join.counts)
         self.schema = self._build_schema()
@@ -205,6 +256,7 @@ class Trainer:
             recent_ids=self.recent.to_list(), join=self.join.state(), stream_time=self.stream_time,
             info={"events_learned": self.system.events_learned,
                   "champion_version": self.system.champion_version},
+            lineage=self.lineage, dlq_ends=self.dead_letters.ends(),
         )
         self._seq = self.store.save(ckpt, self._seq)
         self._since_checkpoint = 0
@@ -230,7 +282,11 @@ class Trainer:
             raise RuntimeError("trainer has no state: call restore() after partitions are assigned")
         learned = 0
         consumed = 0
+        ignored = 0
         started = time.perf_counter()
+        # stream time never jumps past the trainer's own clock (plus a skew allowance): a
+        # record stamped a day ahead would otherwise expire the whole join store at once
+        trusted_until = self._wall_clock() + self.max_clock_skew_s
         ordered = sorted(records, key=lambda r: r.topic != self.predictions_topic)
         for rec in ordered:
             tp = (rec.topic, rec.partition)
@@ -243,7 +299,10 @@ class Trainer:
             if rec.timestamp_ms > 0:
                 ts = rec.timestamp_ms / 1000.0
                 if self.stream_time is None or ts > self.stream_time:
-                    self.stream_time = ts
+                    if ts <= trusted_until:
+                        self.stream_time = ts
+                    else:
+                        ignored += 1
             is_prediction = rec.topic == self.predictions_topic
             event = rec.event if rec.event is not None else decode_event(rec.value, self.schema, is_prediction)
             if type(event) is InvalidEvent:
@@ -252,11 +311,18 @@ class Trainer:
                 learned += self._on_prediction(event)
             else:
                 learned += self._on_feedback(rec, event)
-            self.offsets[tp] = rec.offset + 1
+            self.offsets[tp] = rec.offset + rec.span
         if consumed:
             self._last_record_wall = self._clock()
             self._since_checkpoint += consumed
             self._m.events_consumed.inc(consumed)
+        if ignored:
+            self._m.timestamps_ignored.inc(ignored)
+            (log.debug if self._skew_warned else log.warning)(
+                "%s: ignored %d record timestamp(s) more than %gs ahead of this trainer's clock "
+                "(a producer's clock is wrong?); counted in perennial_record_timestamps_ignored_total",
+                self.model, ignored, self.max_clock_skew_s)
+            self._skew_warned = True
         if learned:
             self._m.events_learned.inc(learned)
             self._m.model_events_learned.set(self.system.events_learned)
@@ -340,6 +406,13 @@ class Trainer:
         return Record(self.feedback_topic, partition, offset, self.model.encode(), None)
 
     def _dead_letter(self, rec: Record, reason: Reason, detail: str, value: bytes | None = None) -> None:
+        if self._recalled is None:
+            self._recalled = self.dead_letters.recall(self.model)
+        if self._recalled and (rec.topic, rec.partition, rec.offset) in self._recalled:
+            self._recalled.discard((rec.topic, rec.partition, rec.offset))
+            log.debug("%s: %s[%d]@%d was dead-lettered before the restart; not again",
+                      self.model, rec.topic, rec.partition, rec.offset)
+            return
         self.dead_letters.send(DeadLetter(self.model, reason, detail, rec.topic, rec.partition, rec.offset,
                                           rec.key, rec.value if value is None else value))
         self._m.dead_lettered(reason)

@@ -24,6 +24,7 @@ class BoundTrainerMetrics:
         self.promotions = m.promotions.labels(model)
         self.rollbacks = m.rollbacks.labels(model)
         self.fetcher_restarts = m.fetcher_restarts.labels(model)  # 0 from the start: a series to alert on
+        self.timestamps_ignored = m.timestamps_ignored.labels(model)
         self.last_refresh_timestamp = m.last_refresh_timestamp.labels(model)
         self._champion: tuple[str, str] | None = None
         self._learners: set[tuple[str, str]] = set()

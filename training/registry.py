@@ -9,6 +9,7 @@ the same shared volume, and POSIX gives us exactly the atomic steps needed (see
                                /signature       hex HMAC-SHA256(metadata.json + artifact)
     <root>/<model>/aliases/<name>               "<n>\\n", replaced atomically
     <root>/<model>/decisions.jsonl              append-only log of alias moves, with reasons
+    <root>/<model>/lineage                      random id written with the model's first version
 
 Guarantees:
 
@@ -48,6 +49,7 @@ from training.lineage import Origin, legacy_origin
 from training.registry_files import (
     append_line,
     atomic_write_bytes,
+    create_once,
     file_lock,
     numbered_entries,
     publish_numbered_dir,
@@ -67,6 +69,8 @@ CHAMPION = "champion"
 PREVIOUS = "previous"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+LINEAGE_FILE = "lineage"
+_LINEAGE = re.compile(r"^[0-9a-f]{32}$")
 _DEV_KEY = b"perennial-development-key-NOT-SECRET"
 
 
@@ -201,6 +205,16 @@ class Registry:
         return sorted(
             n for n in names if MODEL_NAME.fullmatch(n) and (self.root / n / "versions").is_dir()
         )
+
+    def lineage(self, model: str) -> str:
+        """This registry's id for `model`: random, written with its first version (or here,
+        for a model registered before lineage ids existed), never changed after.
+
+        Why: a trainer's checkpoint must continue *this* registry's model, not a namesake in
+        another registry (or one that was deleted and bootstrapped again); the checkpoint
+        stores the id and the trainer compares it before resuming.
+        """
+        return _lineage_of(self._model_dir(model))
 
     def versions(self, model: str) -> list[VersionInfo]:
         """All readable versions, ascending. A damaged one is skipped with a warning (so one
@@ -446,6 +460,7 @@ class Registry:
 
         (model_dir / "versions").mkdir(parents=True, exist_ok=True)
         (model_dir / "aliases").mkdir(exist_ok=True)
+        _lineage_of(model_dir)
         signed: dict[int, VersionInfo] = {}
 
         def numbered(n: int) -> dict[str, bytes]:
@@ -481,3 +496,15 @@ class Registry:
         if doomed:
             log.info("registry %s: pruned versions %s", model, doomed)
         return doomed
+
+
+def _lineage_of(model_dir: Path) -> str:
+    try:
+        text = create_once(model_dir / LINEAGE_FILE, (os.urandom(16).hex() + "\n").encode()).decode("ascii", "replace")
+    except OSError as e:
+        raise RegistryError(f"cannot read or write the lineage id {model_dir / LINEAGE_FILE}: {e}") from e
+    lineage = text.strip()
+    if not _LINEAGE.fullmatch(lineage):
+        raise IntegrityError(f"lineage file {model_dir / LINEAGE_FILE} holds {lineage[:40]!r}; "
+                             "expected 32 hexadecimal digits (restore it from a backup of this registry)")
+    return lineage

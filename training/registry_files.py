@@ -77,6 +77,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def create_once(path: Path, data: bytes) -> bytes:
+    """Write `path` with `data` unless it exists; returns what `path` holds afterwards.
+
+    Two writers racing both see the same winner's bytes: the new file is written in full
+    under a temp name and hard-linked into place, and a link never replaces a file.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    tmp = path.with_name(f"{SCRATCH_PREFIX}{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write_durable(tmp, data)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+            fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path.read_bytes()
+
+
 def remove_durable(path: Path) -> bool:
     """Unlink `path` (atomic) and make that durable; False when it did not exist."""
     try:

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
+    import sys
     import threading
 
     from service.cli_support import UsageError, open_registry, require_champion
@@ -67,5 +68,11 @@ def run(args: argparse.Namespace) -> int:
     process = build_process(settings, stop=stop)
     print(f"training model {settings.model!r} from {settings.bootstrap_servers} "
           f"(group perennial-trainer-{settings.model}, metrics port {settings.metrics_port or 'off'})", flush=True)
-    process.run()
+    from streaming.checkpoint import CheckpointError
+
+    try:
+        process.run()
+    except CheckpointError as e:  # a refusal with its reason, not a traceback
+        print(f"perennial train: refusing to continue: {e}", file=sys.stderr)
+        return 1
     return 0
