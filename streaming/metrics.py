@@ -51,6 +51,23 @@ class TrainerMetrics:
             "Prequential macro-F1 over the sliding window, per learner and role.",
             ["model", "learner", "role"], registry=registry,
         )
+        # regression learners: error over the same sliding window (a regressor exports these
+        # instead of accuracy and F1)
+        self.online_mae = Gauge(
+            "perennial_online_mae",
+            "Prequential mean absolute error over the sliding window, per regression learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.online_rmse = Gauge(
+            "perennial_online_rmse",
+            "Prequential root mean squared error over the sliding window, per regression learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
+        self.online_r2 = Gauge(
+            "perennial_online_r2",
+            "Prequential coefficient of determination (R²) over the sliding window, per regression learner and role.",
+            ["model", "learner", "role"], registry=registry,
+        )
         self.drift_detected = Counter(
             "perennial_drift_detected_total",
             "Concept drifts detected on a learner's error stream.",

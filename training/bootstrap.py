@@ -5,8 +5,11 @@ future is what a model will face), compute standardisation statistics, augment t
 part (Gaussian noise scaled to each feature's spread for tabular data; small rotations and
 shifts for images), train every candidate (River learners learn the rows once; the PyTorch
 network trains in epochs with early stopping on validation loss), score each on validation,
-select by macro-F1, then let every candidate also learn the validation part (they are
-online learners; held-out data is not wasted once the choice is made).
+select by macro-F1 (regression: by the lowest MAE), then let every candidate also learn the
+validation part (they are online learners; held-out data is not wasted once the choice is made).
+
+The task is the config's, else inferred from the labels (`training.spec.infer_task`); a
+regression model's candidates are built from a spec inferred from the rows.
 
 No I/O here: `training.report` writes the report and plot, the registry stores the winner.
 """
@@ -19,10 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.evaluation import PrequentialMetrics
+from training.evaluation import PrequentialMetrics, RegressionMetrics
 from training.learners.base import Features, Label, Learner
 from training.learners.candidates import build_candidates
 from training.reference import reference_histograms
+from training.spec import Task, infer_spec, infer_task
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class BootstrapConfig:
     """How the first models are trained. Every field is a setting of `perennial bootstrap`.
 
     Attributes:
-        candidates: learner families to train (see `training.learners.candidates`).
+        candidates: learner families to train (see `training.learners.candidates`); empty:
+            the task's defaults (``DEFAULT_CANDIDATES``).
+        task: classification or regression; None infers it from the labels.
         validation_fraction: share of the (latest) events held out for model selection.
         augment_copies: noisy copies of each training row added (0 disables augmentation).
         noise: Gaussian noise as a fraction of each feature's standard deviation.
@@ -41,7 +47,7 @@ class BootstrapConfig:
         seed: seeds the split-independent randomness (augmentation).
     """
 
-    candidates: tuple[str, ...] = ("logreg", "hat", "arf")
+    candidates: tuple[str, ...] = ()
     validation_fraction: float = 0.2
     augment_copies: int = 1
     noise: float = 0.05
@@ -51,12 +57,11 @@ class BootstrapConfig:
     patience: int = 4
     curve_points: int = 10
     seed: int = 0
+    task: Task | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if not self.candidates:
-            raise ValueError("at least one candidate learner is needed")
 
 
 @dataclass
@@ -80,6 +85,7 @@ class BootstrapResult:
     n_augmented: int
     standardisation: dict[str, dict[str, float]]
     reference: dict
+    task: Task = Task.CLASSIFICATION
 
     @property
     def challengers(self) -> list[Learner]:
@@ -89,7 +95,8 @@ class BootstrapResult:
         """JSON-ready report: data, every candidate's validation metrics, the winner."""
         return {
             "champion": self.champion.name,
-            "selected_by": "validation macro-F1",
+            "task": self.task.value,
+            "selected_by": "validation MAE" if self.task is Task.REGRESSION else "validation macro-F1",
             "data": {"train": self.n_train, "validation": self.n_validation,
                      "augmented": self.n_augmented, "features": self.feature_names,
                      "classes": self.classes},
@@ -149,7 +156,13 @@ def augment_images(X, y, copies: int, seed: int):
 
 
 def evaluate(learner: Learner, X: Sequence[Features], y: Sequence[Label]) -> tuple[dict[str, float], dict]:
-    """Validation metrics and confusion matrix (true → predicted → count), without learning."""
+    """Validation metrics and confusion matrix (true → predicted → count), without learning.
+    A regressor: MAE, RMSE and R², and no confusion matrix."""
+    if learner.task is Task.REGRESSION:
+        reg = RegressionMetrics(window=max(1, len(X)))
+        for pred, label in zip(learner.predict_many(X), y, strict=True):
+            reg.update(label, pred)
+        return {k: reg.summary()[k] for k in ("mae", "rmse", "r2")}, {}
     metrics = PrequentialMetrics(window=max(1, len(X)))
     confusion: dict[str, dict[str, int]] = {}
     for proba, label in zip(learner.predict_proba_many(X), y, strict=True):
@@ -165,8 +178,18 @@ def evaluate(learner: Learner, X: Sequence[Features], y: Sequence[Label]) -> tup
 def _train_river(learner, X_tr, y_tr, X_val, y_val, points: int):
     """One pass over the rows, recording train/validation log-loss at a few checkpoints."""
     curve: dict[str, list[float]] = {"x": [], "train_loss": [], "val_loss": []}
-    train = PrequentialMetrics(window=max(1, len(X_tr) // points))
     step = max(1, len(X_tr) // points)
+    if learner.task is Task.REGRESSION:  # the curve is of MAE
+        reg = RegressionMetrics(window=step)
+        for i, (x, label) in enumerate(zip(X_tr, y_tr, strict=True), start=1):
+            reg.update(label, learner.predict_one(x))
+            learner.learn_one(x, label)
+            if i % step == 0 or i == len(X_tr):
+                curve["x"].append(i)
+                curve["train_loss"].append(reg.window_mae)
+                curve["val_loss"].append(evaluate(learner, X_val[:500], y_val[:500])[0]["mae"])
+        return curve, "training events"
+    train = PrequentialMetrics(window=max(1, len(X_tr) // points))
     for i, (x, label) in enumerate(zip(X_tr, y_tr, strict=True), start=1):
         proba = learner.predict_proba_one(x)
         train.update(label, max(proba, key=proba.__getitem__) if proba else None, proba)
@@ -191,7 +214,8 @@ def train_candidates(
     config: BootstrapConfig | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> BootstrapResult:
-    """Train every candidate on ``events`` and select the champion by validation macro-F1."""
+    """Train every candidate on ``events`` and select the champion by validation macro-F1
+    (regression: by validation MAE)."""
     config = config or BootstrapConfig()
     if len(events) < 20:
         raise ValueError(f"bootstrap needs at least 20 labeled events, got {len(events)}")
@@ -209,7 +233,10 @@ def train_candidates(
                                            random.Random(config.seed))
         # interleave originals and copies so an online learner never sees a block of noise
         X_fit, y_fit = _interleave(X_tr, X_aug), _interleave(y_tr, y_aug)
-    learners = build_candidates(config.candidates, mlp=config.mlp)
+    task = config.task or infer_task([*y_tr, *y_val])
+    # classification keeps its spec-less candidates here; a regressor needs the spec's task
+    spec = infer_spec(X_tr + X_val, [*y_tr, *y_val], task=task) if task is Task.REGRESSION else None
+    learners = build_candidates(config.candidates, spec, mlp=config.mlp)
     reports = []
     for learner in learners:
         if on_progress:
@@ -220,14 +247,17 @@ def train_candidates(
             curve, x_label = _train_river(learner, X_fit, y_fit, X_val, y_val, config.curve_points)
         validation, confusion = evaluate(learner, X_val, y_val)
         reports.append(CandidateReport(learner.name, learner, validation, confusion, curve, x_label))
-    champion = max(reports, key=lambda r: (r.validation["f1_macro"], r.validation["accuracy"]))
+    if task is Task.REGRESSION:
+        champion = min(reports, key=lambda r: r.validation["mae"])
+    else:
+        champion = max(reports, key=lambda r: (r.validation["f1_macro"], r.validation["accuracy"]))
     for report in reports:  # selection is done: learn the held-out part too
         report.learner.learn_many(X_val, y_val)
     return BootstrapResult(
         champion=champion, candidates=reports,
-        classes=sorted({*y_tr, *y_val}, key=str), feature_names=sorted(stats),
+        classes=[] if task is Task.REGRESSION else sorted({*y_tr, *y_val}, key=str), feature_names=sorted(stats),
         n_train=len(X_tr), n_validation=len(X_val), n_augmented=len(X_fit) - len(X_tr),
-        standardisation=stats, reference=reference_histograms(X_tr + X_val),
+        standardisation=stats, reference=reference_histograms(X_tr + X_val), task=task,
     )
 
 
