@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from itertools import repeat
 from operator import mul, sub
+
 from training.learners.base import Features, Learner, check_features
 from training.learners.linear import LinearLearner
 from training.spec import ModelSpec, Task
