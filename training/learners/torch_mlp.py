@@ -513,6 +513,9 @@ class TorchMLPRegressor(TorchMLPLearner):
     >>> restored = TorchMLPRegressor.from_bytes(model.to_bytes())
     >>> restored.predict_one({"x": 0.25}) == model.predict_one({"x": 0.25})
     True
+    >>> from training.learners.base import RowsPredictor
+    >>> isinstance(model, RowsPredictor), model.predict_rows(np.array([[0.5]])).round().tolist()
+    (False, [110.0])
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -536,8 +539,9 @@ class TorchMLPRegressor(TorchMLPLearner):
     def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
         raise TypeError("TorchMLPRegressor is a regressor: it has no class probabilities")
 
-    def predict_proba_rows(self, rows: np.ndarray) -> np.ndarray:
-        raise TypeError("TorchMLPRegressor is a regressor: use predict_rows")
+    #: not a `RowsPredictor` (no probabilities): None, so ``isinstance`` and ``getattr`` say so;
+    #: its numeric fast path is `predict_rows`
+    predict_proba_rows = None  # type: ignore[assignment]
 
     def predict_one(self, x: Features) -> float | None:
         return self.predict_many([x])[0]
