@@ -18,7 +18,7 @@ class OfflineSettings(LoopSettings):
     model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
 
     registry_dir: str = Field("./.perennial/registry", description="Model registry directory (local path or shared volume).")
-    candidates: str = Field("", description="Candidate learners, comma separated (logreg, hat, arf, mlp, ...); empty: the task's defaults (classification logreg,hat,arf).")
+    candidates: str = Field("", description="Candidate learners, comma separated (classification: logreg, hat, arf, mlp; regression: linear, hat, arf, mlp); empty: the task's defaults, logreg,hat,arf or linear,hat,arf.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of bootstrap events held out for model selection.")
     augment_copies: int = Field(1, ge=0, description="Augmented copies of each training row (0 disables augmentation).")
     augment_noise: float = Field(0.05, ge=0, description="Gaussian noise, as a fraction of each feature's std, for tabular augmentation.")
@@ -39,12 +39,13 @@ class OfflineSettings(LoopSettings):
             "dropout": self.mlp_dropout,
         }
 
-    def bootstrap_config(self, image: bool = False):
+    def bootstrap_config(self, image: bool = False, task=None):
+        """``task``: the stream's when known (None: bootstrap infers it from the labels)."""
         from training.bootstrap import BootstrapConfig
 
         names = tuple(c.strip() for c in self.candidates.split(",") if c.strip())
         return BootstrapConfig(
-            candidates=names or None,
+            candidates=names or None, task=task,
             validation_fraction=self.validation_fraction, augment_copies=self.augment_copies,
             noise=self.augment_noise, image=image, mlp=self.mlp_params(),
             max_epochs=self.max_epochs, patience=self.patience,

@@ -20,7 +20,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 #: query against a model of the task its metrics belong to.
 TASK_METRICS: dict[str, frozenset[str]] = {
     "classification": frozenset({"perennial_online_accuracy", "perennial_online_f1", "perennial_served_accuracy"}),
-    "regression": frozenset({"perennial_learner_mae", "perennial_learner_rmse", "perennial_learner_r2",
+    "regression": frozenset({"perennial_online_mae", "perennial_online_rmse", "perennial_online_r2",
                              "perennial_served_mae"}),
 }
 
@@ -60,21 +60,21 @@ class TrainerMetrics:
             "Prequential macro-F1 over the sliding window, per learner and role.",
             ["model", "learner", "role"], registry=registry,
         )
-        # regression models: the same window, the same labels; a classification model has none
-        self.learner_mae = Gauge(
-            "perennial_learner_mae",
-            "Prequential mean absolute error over the sliding window, per learner and role (regression).",
+        # regression learners: error over the same sliding window (a regressor exports these
+        # instead of accuracy and F1)
+        self.online_mae = Gauge(
+            "perennial_online_mae",
+            "Prequential mean absolute error over the sliding window, per regression learner and role.",
             ["model", "learner", "role"], registry=registry,
         )
-        self.learner_rmse = Gauge(
-            "perennial_learner_rmse",
-            "Prequential root mean squared error over the sliding window, per learner and role (regression).",
+        self.online_rmse = Gauge(
+            "perennial_online_rmse",
+            "Prequential root mean squared error over the sliding window, per regression learner and role.",
             ["model", "learner", "role"], registry=registry,
         )
-        self.learner_r2 = Gauge(
-            "perennial_learner_r2",
-            "Prequential coefficient of determination (R²) over the sliding window, per learner and role "
-            "(regression).",
+        self.online_r2 = Gauge(
+            "perennial_online_r2",
+            "Prequential coefficient of determination (R²) over the sliding window, per regression learner and role.",
             ["model", "learner", "role"], registry=registry,
         )
         self.timestamps_ignored = Counter(

@@ -27,7 +27,7 @@ class BoundTrainerMetrics:
         self.timestamps_ignored = m.timestamps_ignored.labels(model)
         self.last_refresh_timestamp = m.last_refresh_timestamp.labels(model)
         self._champion: tuple[str, str] | None = None
-        self._learners: set[tuple[str, str]] = set()
+        self._learners: set[tuple[str, str, bool]] = set()  # (learner, role, is a regressor)
 
     def dead_lettered(self, reason: Reason | str) -> None:
         self.m.events_dead_lettered.labels(self.model, str(reason)).inc()
@@ -46,15 +46,25 @@ class BoundTrainerMetrics:
         self.m.champion_info.labels(self.model, *new).set(1)
 
     def learner_stats(self, stats: Iterable[LearnerStats]) -> None:
+        """Window metrics of the learner's task: accuracy and F1 for a classifier, MAE, RMSE
+        and R² for a regressor (``window_mae`` set); series of learners gone are removed."""
+        m = self.m
         seen = set()
         for s in stats:
             key = (s.learner_id, s.role)
-            seen.add(key)
-            self.m.online_accuracy.labels(self.model, *key).set(s.window_accuracy)
-            self.m.online_f1.labels(self.model, *key).set(s.window_f1)
-        for key in self._learners - seen:
-            self.m.online_accuracy.remove(self.model, *key)
-            self.m.online_f1.remove(self.model, *key)
+            if getattr(s, "window_mae", None) is not None:
+                seen.add((*key, True))
+                m.online_mae.labels(self.model, *key).set(s.window_mae)
+                m.online_rmse.labels(self.model, *key).set(s.window_rmse)
+                m.online_r2.labels(self.model, *key).set(s.window_r2)
+            else:
+                seen.add((*key, False))
+                m.online_accuracy.labels(self.model, *key).set(s.window_accuracy)
+                m.online_f1.labels(self.model, *key).set(s.window_f1)
+        for learner, role, regression in self._learners - seen:
+            gauges = (m.online_mae, m.online_rmse, m.online_r2) if regression else (m.online_accuracy, m.online_f1)
+            for gauge in gauges:
+                gauge.remove(self.model, learner, role)
         self._learners = seen
 
     def lag(self, partition: str, value: float) -> None:

@@ -47,7 +47,7 @@ class BootstrapConfig:
     """How the first models are trained. Every field is a setting of `perennial bootstrap`.
 
     Attributes:
-        candidates: learner families to train (see `training.learners.candidates`).
+        candidates: learner families to train (see `training.learners.candidates`); None: the task's defaults.
         validation_fraction: share of the (latest) events held out for model selection.
         augment_copies: noisy copies of each training row added (0 disables augmentation).
         noise: Gaussian noise as a fraction of each feature's standard deviation.
@@ -64,7 +64,7 @@ class BootstrapConfig:
         force: register a champion that does not beat the trivial baseline.
     """
 
-    candidates: tuple[str, ...] | None = ("logreg", "hat", "arf")
+    candidates: tuple[str, ...] | None = None  # None: the task's defaults (DEFAULT_CANDIDATES)
     validation_fraction: float = 0.2
     augment_copies: int = 1
     noise: float = 0.05
@@ -362,12 +362,9 @@ def train_candidates(
 
 
 def _default_candidates(task: Task) -> tuple[str, ...]:
-    from training.learners import candidates
+    from training.learners.candidates import DEFAULT_CANDIDATES
 
-    defaults = getattr(candidates, "DEFAULT_CANDIDATES", None)  # per task, once regression lands
-    if isinstance(defaults, dict):
-        return tuple(defaults[task])
-    return candidates.DEFAULT_TABULAR
+    return tuple(DEFAULT_CANDIDATES[task])
 
 
 def _validated(events: Sequence[tuple[Features, Label]], spec: ModelSpec) -> tuple[list, list, list[str]]:

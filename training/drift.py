@@ -4,6 +4,11 @@ The detector watches the 0/1 error of each prequential prediction: when the erro
 mean changes significantly, the concept the learner knew has probably changed. ADWIN is the
 default because it needs no window size (it finds the cut itself) and has a false-alarm
 bound ``delta``; River's implementation is compiled and costs well under a microsecond.
+
+A regressor's error is a real number: `DriftDetector.update_loss` watches its absolute
+error the same way (ADWIN works on real values), divided by a scale fixed at the end of the
+warm-up (the mean error of the first ``min_events``), so that ADWIN's bound, written for
+values in [0, 1], is as sensitive to a target in millions as to one in thousandths.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class DriftDetector:
     False
     """
 
+    _scale = 0.0  # a default for detectors checkpointed before `update_loss` existed
+
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
         if config.method == "adwin":
@@ -57,6 +64,7 @@ class DriftDetector:
             )
         self.n = 0
         self.detections = 0
+        self._scale = 0.0  # update_loss: the warm-up's loss sum, then 1 / mean loss
 
     def update(self, error: bool) -> bool:
         self.n += 1
@@ -71,6 +79,41 @@ class DriftDetector:
         if not detector.drift_detected:
             return False
         # A learner that gets *better* also changes its error rate; only a rise is drift.
+        after = getattr(detector, "estimation", None)
+        if before is not None and after is not None and after <= before:
+            return False
+        self.detections += 1
+        return True
+
+    def update_loss(self, loss: float) -> bool:
+        """Feed a real-valued error (a regressor's absolute error); True on a detected rise.
+
+        During the first ``min_events`` losses the detector only learns their scale; from
+        then on it watches ``loss / scale`` (see the module docstring).
+
+        >>> d = DriftConfig(min_events=100).build()
+        >>> fired = [d.update_loss(1000.0 * (1 + (i % 3)) * (3 if i >= 3000 else 1)) for i in range(6000)]
+        >>> any(fired[:3000]), any(fired[3000:])
+        (False, True)
+        """
+        self.n += 1
+        min_events = self.config.min_events
+        if self.n <= min_events:
+            self._scale += loss
+            if self.n == min_events:
+                mean = self._scale / min_events
+                self._scale = 1.0 / mean if mean > 0 else 1.0
+            return False
+        if self.n == 1:  # min_events == 0: no warm-up, the first loss sets the scale
+            self._scale = 1.0 / loss if loss > 0 else 1.0
+        detector = self._detector
+        value = loss * self._scale
+        if type(detector) is drift.ADWIN:
+            return self._update_adwin(detector, value)
+        before = getattr(detector, "estimation", None)
+        detector.update(value)
+        if not detector.drift_detected:
+            return False
         after = getattr(detector, "estimation", None)
         if before is not None and after is not None and after <= before:
             return False

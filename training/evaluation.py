@@ -1,5 +1,7 @@
 """Prequential (test-then-train) evaluation: every event scores the learner *before* it learns.
 
+Classification: `PrequentialMetrics`; regression: `RegressionMetrics` (MAE, RMSE, R²).
+
 `PrequentialMetrics` keeps accuracy, precision, recall, macro-F1 and log-loss over the whole
 stream and over a sliding window, in O(1) per event: counts are incremented on arrival and
 decremented when an event leaves the window, and the ratios are computed only when read.
@@ -151,3 +153,131 @@ class PrequentialMetrics:
             out[prefix + "f1_macro"] = counts.f1_macro()
             out[prefix + "log_loss"] = counts.log_loss()
         return out
+
+
+class RegressionMetrics:
+    """Cumulative and sliding-window MAE, RMSE and R² for one regressor, O(1) per event.
+
+    The whole stream keeps sums of the absolute and squared errors and Welford's running
+    variance of the target (R²'s denominator); the window keeps the same sums, adding an
+    arriving event and subtracting the one that leaves, with the target's sums shifted by
+    the first target seen (so a large mean does not cancel the variance away) and summed
+    afresh from the window once per ``window`` events (so rounding cannot accumulate).
+
+    A prediction of None (a learner that has learned nothing yet) is scored as the mean of
+    the targets seen so far: the trivial regressor, not a free pass.
+
+    ``abs_errors`` keeps the last ``history`` (default ``window``) absolute errors, oldest
+    first; the paired promotion test pairs these between champion and challenger, as
+    `PrequentialMetrics.correct_bits` for classification.
+
+    >>> m = RegressionMetrics(window=2)
+    >>> for y, p in [(1.0, 2.0), (3.0, 3.0), (5.0, 2.0)]:
+    ...     _ = m.update(y, p)
+    >>> m.mae, m.window_mae, round(m.rmse, 4), m.window_r2
+    (1.3333333333333333, 1.5, 1.8257, -3.5)
+    >>> list(m.abs_errors)
+    [0.0, 3.0]
+    """
+
+    def __init__(self, window: int = 1000, history: int | None = None) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1 event, got {window}")
+        self.window = window
+        self.n = 0
+        self._abs = 0.0
+        self._sq = 0.0
+        self._y_mean = 0.0
+        self._y_m2 = 0.0
+        self._events: deque[tuple[float, float]] = deque()  # (y - shift, error)
+        self._shift: float | None = None
+        self._w_abs = self._w_sq = self._w_dy = self._w_dy2 = 0.0
+        self._since_sum = 0
+        #: absolute errors of the last ``history`` predictions, oldest first
+        self.abs_errors: deque[float] = deque(maxlen=history or window)
+
+    def update(self, y: float, y_pred: float | None) -> float:
+        """Score one prediction made *before* learning ``y``; returns its absolute error."""
+        if y_pred is None:
+            y_pred = self._y_mean
+        err = y - y_pred
+        a = abs(err)
+        sq = err * err
+        n = self.n = self.n + 1
+        self._abs += a
+        self._sq += sq
+        delta = y - self._y_mean
+        self._y_mean += delta / n
+        self._y_m2 += delta * (y - self._y_mean)
+        if self._shift is None:
+            self._shift = y
+        dy = y - self._shift
+        events = self._events
+        events.append((dy, err))
+        self._w_abs += a
+        self._w_sq += sq
+        self._w_dy += dy
+        self._w_dy2 += dy * dy
+        if len(events) > self.window:
+            old_dy, old_err = events.popleft()
+            self._w_abs -= abs(old_err)
+            self._w_sq -= old_err * old_err
+            self._w_dy -= old_dy
+            self._w_dy2 -= old_dy * old_dy
+        self._since_sum += 1
+        if self._since_sum >= self.window:
+            self._resum()
+        self.abs_errors.append(a)
+        return a
+
+    def _resum(self) -> None:
+        self._since_sum = 0
+        events = self._events
+        self._w_abs = math.fsum(abs(e) for _, e in events)
+        self._w_sq = math.fsum(e * e for _, e in events)
+        self._w_dy = math.fsum(d for d, _ in events)
+        self._w_dy2 = math.fsum(d * d for d, _ in events)
+
+    # -- whole stream ---------------------------------------------------------------------
+
+    @property
+    def mae(self) -> float:
+        return self._abs / self.n if self.n else 0.0
+
+    @property
+    def rmse(self) -> float:
+        return math.sqrt(self._sq / self.n) if self.n else 0.0
+
+    @property
+    def r2(self) -> float:
+        """1 - SSE / SST; 0.0 while the target has not varied (R² is undefined then)."""
+        return 1.0 - self._sq / self._y_m2 if self._y_m2 > 0.0 else 0.0
+
+    # -- sliding window -------------------------------------------------------------------
+
+    @property
+    def window_n(self) -> int:
+        return len(self._events)
+
+    @property
+    def window_mae(self) -> float:
+        k = len(self._events)
+        return max(self._w_abs, 0.0) / k if k else 0.0
+
+    @property
+    def window_rmse(self) -> float:
+        k = len(self._events)
+        return math.sqrt(max(self._w_sq, 0.0) / k) if k else 0.0
+
+    @property
+    def window_r2(self) -> float:
+        k = len(self._events)
+        if not k:
+            return 0.0
+        sst = self._w_dy2 - self._w_dy * self._w_dy / k
+        return 1.0 - max(self._w_sq, 0.0) / sst if sst > 1e-12 * max(self._w_dy2, 1.0) else 0.0
+
+    def summary(self) -> dict[str, float]:
+        """Every metric, cumulative and windowed, as plain floats (for JSON and registry metadata)."""
+        return {"events": self.n, "mae": self.mae, "rmse": self.rmse, "r2": self.r2,
+                "window_mae": self.window_mae, "window_rmse": self.window_rmse, "window_r2": self.window_r2}

@@ -12,10 +12,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from training.drift import DriftConfig, DriftDetector
-from training.evaluation import PrequentialMetrics
+from training.evaluation import PrequentialMetrics, RegressionMetrics
 from training.learners.base import Label, Learner
 from training.lineage import Origin
 from training.promotion import PromotionPolicy
+from training.spec import Task
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 
@@ -66,7 +67,7 @@ class Member:
 
     learner_id: str
     learner: Learner
-    metrics: PrequentialMetrics
+    metrics: PrequentialMetrics | RegressionMetrics
     detector: DriftDetector
     role: str
     born_at: int
@@ -111,13 +112,24 @@ class SystemEvent:
 
 @dataclass(frozen=True)
 class StepResult:
-    prediction: Label | None
+    """What the champion answered for one event and how it scored.
+
+    Classification: ``prediction`` is a class (None before learning) and ``correct`` says
+    whether it was right. Regression: ``prediction`` is a value and ``loss`` its absolute
+    error; ``correct`` is False.
+    """
+
+    prediction: Label | float | None
     correct: bool
     events: Sequence[SystemEvent] = ()
+    loss: float | None = None
 
 
 @dataclass(frozen=True)
 class LearnerStats:
+    """One learner's scorecard. The classification fields are 0.0 for a regressor and the
+    regression fields (``window_mae``...) None for a classifier; ``task`` says which apply."""
+
     learner_id: str
     name: str
     role: str
@@ -125,3 +137,8 @@ class LearnerStats:
     window_f1: float
     accuracy: float
     n: int
+    task: Task = Task.CLASSIFICATION
+    window_mae: float | None = None
+    window_rmse: float | None = None
+    window_r2: float | None = None
+    mae: float | None = None

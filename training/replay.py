@@ -5,6 +5,11 @@ the rest flows through `LearningSystem` exactly as the trainer drives it. On the
 two baselines run: ``static`` (the bootstrap champion, frozen — what a train-once service
 would serve) and ``online_only`` (the bootstrap champion's learner type learning online,
 never replaced). The result is a JSON-ready dict; `training.report` plots it.
+
+Everything is in the stream's task's metrics: accuracy and macro-F1 for classification
+(``prequential.accuracy``, ``baselines.static.accuracy``, windows' ``accuracy``), MAE, RMSE
+and R² for regression (``prequential.mae``, ``baselines.online_only.mae``, windows' ``mae``);
+``task`` says which.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from training.bootstrap import BootstrapConfig, train_candidates
 from training.lineage import Origin
 from training.publishers import InMemoryPublisher
 from training.rows import RowError, RowValidator
-from training.streams import iter_stream, stream_info
+from training.spec import Task
+from training.streams import BUILTIN, iter_stream, stream_info
 from training.streams.tabular import drift_positions
 from training.system import EventKind, LearningSystem, LoopConfig, Publisher
 
@@ -85,6 +91,8 @@ def run_replay(
     boot_config = config.bootstrap
     if info.kind == "image" and not boot_config.image:
         boot_config = dataclasses.replace(boot_config, image=True)
+    if boot_config.task is None and config.stream in BUILTIN:  # a CSV's task is inferred from its labels
+        boot_config = dataclasses.replace(boot_config, task=info.task)
     # replay explores: a champion no better than the trivial model is replayed (with the
     # bootstrap's warning in the result), where `perennial bootstrap` would refuse to register it
     boot = train_candidates(events[:n_boot], dataclasses.replace(boot_config, force=True))
@@ -96,6 +104,8 @@ def run_replay(
     version = publisher.publish(champion, parent=None, metrics=boot.champion.validation, note="bootstrap", origin=Origin.BOOTSTRAP)
     publisher.promote(version, "bootstrap champion")
     system = LearningSystem(config.model, champion, boot.challengers, config.loop, publisher, version)
+    regression = system.task is Task.REGRESSION
+    score = "mae" if regression else "accuracy"  # what the windows and the progress report
 
     # the rest of the stream through the one validator, like the trainer's Kafka events
     validator = RowValidator(boot.spec) if boot.spec is not None else None
@@ -107,26 +117,27 @@ def run_replay(
              f"{len(stream):,} replayed events give about 20 points on the timeline")
     windows: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
-    window_correct = 0
-    base_window = dict.fromkeys(BASELINES, 0)
+    window_score = 0.0  # correct predictions, or the sum of absolute errors
+    base_window = dict.fromkeys(BASELINES, 0.0)
     started = time.perf_counter()
     for i, (x, y) in enumerate(stream, start=1):
         for name, right in baselines.step(x, y).items():
             base_window[name] += right
         result = system.process_one(x, y)
-        window_correct += result.correct
+        window_score += result.loss if regression else result.correct
         for e in result.events:
             log.append(dict(e.to_dict(), at=e.at + n_boot))
         if i % report_window == 0 or i == len(stream):
             size = (i - 1) % report_window + 1
-            row = {"end": i + n_boot, "accuracy": window_correct / size}
-            row.update({f"{k}_accuracy": v / size for k, v in base_window.items()})
-            row["learners"] = {s.learner_id: s.window_accuracy for s in system.learner_stats()}
+            row = {"end": i + n_boot, score: window_score / size}
+            row.update({f"{k}_{score}": v / size for k, v in base_window.items()})
+            row["learners"] = {s.learner_id: s.window_mae if regression else s.window_accuracy
+                               for s in system.learner_stats()}
             row["champion"] = _champion_id(system)
             windows.append(row)
-            window_correct, base_window = 0, dict.fromkeys(base_window, 0)
+            window_score, base_window = 0.0, dict.fromkeys(base_window, 0.0)
             if progress:
-                progress(i, len(stream), {"accuracy": system.served.accuracy, "champion": row["champion"],
+                progress(i, len(stream), {score: getattr(system.served, score), "champion": row["champion"],
                                           "promotions": sum(e["kind"] == EventKind.PROMOTION for e in log)})
     elapsed = time.perf_counter() - started
     result = _result(config, info, boot, system, baselines, windows, log, n_boot, len(stream), elapsed,
@@ -152,19 +163,23 @@ def _champion_id(system: LearningSystem) -> str:
 def _result(config, info, boot, system, baselines, windows, log, n_boot, n_stream, elapsed,
             report_window) -> dict[str, Any]:
     served = system.served.summary()
+    regression = system.task is Task.REGRESSION
     learners = {}
     for m in system.members:
-        learners[m.learner_id] = {"accuracy": m.metrics.accuracy, "f1_macro": m.metrics.f1_macro,
-                                  "events": m.metrics.n, "role": m.role, "standing": m.standing}
+        scores = ({"mae": m.metrics.mae, "rmse": m.metrics.rmse, "r2": m.metrics.r2} if regression
+                  else {"accuracy": m.metrics.accuracy, "f1_macro": m.metrics.f1_macro})
+        learners[m.learner_id] = {**scores, "events": m.metrics.n, "role": m.role, "standing": m.standing}
+    keys = ("mae", "rmse", "r2") if regression else ("accuracy", "precision", "recall", "f1_macro", "log_loss")
     total = n_boot + n_stream
     return {
         "stream": config.stream,
+        "task": system.task.value,
         "seed": config.seed,
         "events": n_stream,
         "bootstrap_events": n_boot,
         "events_per_second": n_stream / elapsed if elapsed else 0.0,
         "elapsed_seconds": elapsed,
-        "prequential": {k: served[k] for k in ("accuracy", "precision", "recall", "f1_macro", "log_loss")},
+        "prequential": {k: served[k] for k in keys},
         "window": report_window,
         "windows": windows,
         "true_drifts": drift_positions(total, info.n_phases) if info.n_phases > 1 else [],

@@ -27,39 +27,50 @@ def write_json(data: dict[str, Any], path: str | Path) -> Path:
 
 
 def plot_timeline(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Window accuracy over time: system vs baselines, with drift and promotion marks."""
+    """Window accuracy (regression: window MAE) over time: system vs baselines, with drift
+    and promotion marks."""
+    regression = result.get("task") == "regression"
+    score = "mae" if regression else "accuracy"
     windows = result["windows"]
     ends = [w["end"] for w in windows]
     fig, ax = plt.subplots(figsize=(11, 5))
-    ax.plot(ends, [w["accuracy"] for w in windows], color="tab:blue", lw=2,
-            label=f"Perennial (champion served)  {result['prequential']['accuracy']:.3f}")
+    ax.plot(ends, [w[score] for w in windows], color="tab:blue", lw=2,
+            label=f"Perennial (champion served)  {result['prequential'][score]:.3f}")
     styles = {"online_only": ("tab:orange", "--"), "static": ("tab:gray", ":")}
     for name, (color, ls) in styles.items():
-        key = f"{name}_accuracy"
+        key = f"{name}_{score}"
         if windows and key in windows[0]:
-            acc = result["baselines"][name]["accuracy"]
+            value = result["baselines"][name][score]
             ax.plot(ends, [w[key] for w in windows], color=color, ls=ls, lw=1.5,
-                    label=f"{name.replace('_', '-')} baseline  {acc:.3f}")
+                    label=f"{name.replace('_', '-')} baseline  {value:.3f}")
     for i, at in enumerate(result.get("true_drifts", [])):
         ax.axvline(at, color="black", alpha=0.25, lw=6, label="true concept switch" if i == 0 else None)
     for i, at in enumerate(result.get("drifts", [])):
         ax.axvline(at, color="tab:red", alpha=0.6, lw=1, ls="--", label="drift detected (champion)" if i == 0 else None)
-    lo = min([w["accuracy"] for w in windows] + [w.get("static_accuracy", 1) for w in windows], default=0.0)
+    if regression:  # error: lower is better; the marks sit at the top of the system's curve
+        top = max([w["mae"] for w in windows] + [w.get("online_only_mae", 0) for w in windows], default=1.0)
+        static_top = max([w.get("static_mae", 0) for w in windows], default=0.0)
+        top = max(top, min(static_top, 3 * top))  # a frozen model far off must not flatten the rest
+        mark_y, ylim = top * 1.05, (0.0, top * 1.12)
+    else:
+        lo = min([w["accuracy"] for w in windows] + [w.get("static_accuracy", 1) for w in windows], default=0.0)
+        mark_y, ylim = 1.0, (max(0.0, lo - 0.05), 1.04)
     marked = [p for p in result.get("promotions", []) if p.get("at") is not None]
     for i, p in enumerate(marked):
-        ax.scatter([p["at"]], [1.0], marker="v", s=90, color="tab:green", zorder=5,
+        ax.scatter([p["at"]], [mark_y], marker="v", s=90, color="tab:green", zorder=5,
                    label="promotion" if i == 0 else None)
-        ax.annotate(p["learner"], (p["at"], 1.0), textcoords="offset points", xytext=(0, 6),
+        ax.annotate(p["learner"], (p["at"], mark_y), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=7, color="tab:green")
     for i, r in enumerate(r for r in result.get("rollbacks", []) if r.get("at") is not None):
-        ax.scatter([r["at"]], [1.0], marker="x", s=90, color="tab:red", zorder=5,
+        ax.scatter([r["at"]], [mark_y], marker="x", s=90, color="tab:red", zorder=5,
                    label="rollback" if i == 0 else None)
-    ax.set_ylim(max(0.0, lo - 0.05), 1.04)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("event")
-    ax.set_ylabel(f"accuracy (window of {result.get('window', '?')} events)")
+    what = "mean absolute error" if regression else "accuracy"
+    ax.set_ylabel(f"{what} (window of {result.get('window', '?')} events)")
     ax.set_title(title or f"{result['stream']}: {result['events']:,} events after bootstrap")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    ax.legend(loc="lower right" if regression else "lower left", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

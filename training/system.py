@@ -12,6 +12,12 @@
    after a promotion the rollback test compares the new champion with the one it replaced;
 5. every ``refresh_every`` events the champion's snapshot is republished.
 
+The loop is task-agnostic; the task comes from the champion (`Learner.task`). Regression
+runs its own copy of step 1-3 (`predict_one`, `RegressionMetrics`, the absolute error fed to
+the detector's `update_loss`), so the classification hot path stays as it was, and pairs
+per-event absolute errors instead of correctness bits for the promotion tests (Wilcoxon
+instead of McNemar; `training.promotion`). Every other step is shared.
+
 The system does no I/O of its own: version writes go through a `Publisher` (the registry in
 production, `InMemoryPublisher` in replay and tests). Its whole state pickles, so the
 trainer checkpoints it and resumes exactly.
@@ -26,7 +32,7 @@ import pickle
 from collections import deque
 from collections.abc import Sequence
 
-from training.evaluation import PrequentialMetrics
+from training.evaluation import PrequentialMetrics, RegressionMetrics
 from training.learners.base import Features, Label, Learner, check_features
 from training.lineage import Origin
 from training.loop_types import (  # re-exported: callers import them from here
@@ -43,11 +49,12 @@ from training.loop_types import (  # re-exported: callers import them from here
 )
 from training.promotion import (
     Decision,
+    PairedLosses,
     PairedResult,
     decide_promotion,
     decide_rollback,
 )
-from training.spec import ModelSpec, numeric_spec
+from training.spec import ModelSpec, Task, numeric_spec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +62,13 @@ _NO_EVENTS: tuple[SystemEvent, ...] = ()
 
 
 class LearningSystem:
-    """Champion + challengers of one model, scored on exactly the same events."""
+    """Champion + challengers of one model, scored on exactly the same events.
+
+    Every learner must be of the champion's task (a ValueError says which is not)."""
+
+    # defaults for systems checkpointed before regression existed
+    task = Task.CLASSIFICATION
+    _regression = False
 
     def __init__(
         self,
@@ -71,7 +84,9 @@ class LearningSystem:
         self.publisher = publisher
         self.champion_version = champion_version
         self.events_learned = 0
-        self.served = PrequentialMetrics(self.config.window)  # what the champion answered
+        self.task = champion.task
+        self._regression = self.task is Task.REGRESSION
+        self.served = self._new_metrics(self.config.window)  # what the champion answered
         self.members: list[Member] = []
         self._history = max(self.config.window, self.config.policy.window, self.config.policy.guard_events)
         self._ids = itertools.count(1)
@@ -90,16 +105,22 @@ class LearningSystem:
     def _add(self, learner: Learner, role: str, *, standing: bool, fresh: bool = False) -> Member:
         # ids are metric labels: "hat" for a bootstrap candidate, "hat-d3" for the challenger
         # spawned at the third champion drift (bounded: fresh ones are capped and retired)
+        if learner.task is not self.task:
+            raise ValueError(f"learner {learner.name!r} does {learner.task.value}, but this model's champion "
+                             f"does {self.task.value}; every learner of a model has the model's task")
         taken = {m.learner_id for m in self.members}
         learner_id = f"{learner.name}-d{self._drifts_seen}" if fresh else learner.name
         while learner_id in taken:
             learner_id = f"{learner.name}-{next(self._ids)}"
         member = Member(
-            learner_id, learner, PrequentialMetrics(self.config.window, self._history),
+            learner_id, learner, self._new_metrics(self.config.window, self._history),
             self.config.drift.build(), role, self.events_learned, standing,
         )
         self.members.append(member)
         return member
+
+    def _new_metrics(self, window: int, history: int | None = None) -> PrequentialMetrics | RegressionMetrics:
+        return (RegressionMetrics if self._regression else PrequentialMetrics)(window, history)
 
     @property
     def champion(self) -> Learner:
@@ -115,6 +136,8 @@ class LearningSystem:
 
     def process_one(self, x: Features, y: Label) -> StepResult:
         """Test-then-train one labeled event through every learner; see the module docstring."""
+        if self._regression:
+            return self._process_regression(x, y)
         if self.champion.spec is None:
             # once here; a bad event must not reach any learner half-way (rows of a model
             # with a spec come through `training.rows.RowValidator` before they get here)
@@ -139,6 +162,34 @@ class LearningSystem:
         if (not drifted and t % config.check_every
                 and not (config.refresh_every and t - self._last_refresh >= config.refresh_every)):
             return StepResult(served_pred, served_correct, _NO_EVENTS)  # the common case
+        return StepResult(served_pred, served_correct, self._decide(t, drifted))
+
+    def _process_regression(self, x: Features, y: float) -> StepResult:
+        """`process_one` for regressors: the same steps, scored by absolute error."""
+        check_features(x)
+        champion = self._champion
+        drifted: list[Member] = []
+        served_pred, served_loss = None, 0.0
+        for m in self.members:
+            learner = m.learner
+            pred = learner.predict_one(x)
+            loss = m.metrics.update(y, pred)
+            if m is champion:
+                served_pred, served_loss = pred, loss
+            if m.detector.update_loss(loss):
+                drifted.append(m)
+            learner.learn_one(x, y)
+        self.served.update(y, served_pred)
+        self.events_learned = t = self.events_learned + 1
+        config = self.config
+        if (not drifted and t % config.check_every
+                and not (config.refresh_every and t - self._last_refresh >= config.refresh_every)):
+            return StepResult(served_pred, False, _NO_EVENTS, served_loss)
+        return StepResult(served_pred, False, self._decide(t, drifted), served_loss)
+
+    def _decide(self, t: int, drifted: list[Member]) -> list[SystemEvent]:
+        """Steps 4 and 5 of the module docstring, when an event calls for any of them."""
+        champion = self._champion
         events: list[SystemEvent] = []
         for m in drifted:
             events.append(SystemEvent(EventKind.DRIFT, t, m.learner_id,
@@ -162,7 +213,7 @@ class LearningSystem:
                                       f"decision not written: {type(exc).__name__}: {exc}"))
         for e in events:
             log.info("%s at event %d: %s %s", e.kind, e.at, e.learner, e.reason)
-        return StepResult(served_pred, served_correct, events)
+        return events
 
     def _spawn_challenger(self, champion: Member) -> list[SystemEvent]:
         self._drifts_seen += 1
@@ -187,10 +238,16 @@ class LearningSystem:
         self.members.remove(m)
         return SystemEvent(EventKind.RETIRED, self.events_learned, m.learner_id, reason)
 
-    def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult:
+    def _pair(self, incumbent: Member, contender: Member, last: int) -> PairedResult | PairedLosses:
         """`PairedResult.from_bits` of the last ``last`` shared events, counted in C: this
         runs for every challenger every ``check_every`` events over up to ``policy.window``
-        bits, which a Python loop made a visible share of the whole loop."""
+        bits, which a Python loop made a visible share of the whole loop. Regression:
+        `PairedLosses` of their absolute errors on those events."""
+        if self._regression:
+            k = min(last, len(incumbent.metrics.abs_errors), len(contender.metrics.abs_errors))
+            inc_losses = list(itertools.islice(reversed(incumbent.metrics.abs_errors), k))
+            con_losses = list(itertools.islice(reversed(contender.metrics.abs_errors), k))
+            return PairedLosses.from_losses(inc_losses, con_losses)
         k = min(last, len(incumbent.metrics.correct_bits), len(contender.metrics.correct_bits))
         inc = list(itertools.islice(reversed(incumbent.metrics.correct_bits), k))
         con = list(itertools.islice(reversed(contender.metrics.correct_bits), k))
@@ -322,7 +379,10 @@ class LearningSystem:
         self.config = config
         self._history = max(config.window, config.policy.window, config.policy.guard_events)
         for m in self.members:
-            m.metrics.correct_bits = deque(m.metrics.correct_bits, maxlen=self._history)
+            if self._regression:
+                m.metrics.abs_errors = deque(m.metrics.abs_errors, maxlen=self._history)
+            else:
+                m.metrics.correct_bits = deque(m.metrics.correct_bits, maxlen=self._history)
 
     def _refresh_due(self) -> bool:
         every = self.config.refresh_every
@@ -344,6 +404,12 @@ class LearningSystem:
     # -- reporting and persistence ---------------------------------------------------
 
     def learner_stats(self) -> list[LearnerStats]:
+        if self._regression:
+            return [
+                LearnerStats(m.learner_id, m.learner.name, m.role, 0.0, 0.0, 0.0, m.metrics.n, Task.REGRESSION,
+                             m.metrics.window_mae, m.metrics.window_rmse, m.metrics.window_r2, m.metrics.mae)
+                for m in self.members
+            ]
         return [
             LearnerStats(m.learner_id, m.learner.name, m.role, m.metrics.window_accuracy,
                          m.metrics.window_f1, m.metrics.accuracy, m.metrics.n)

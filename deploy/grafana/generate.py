@@ -121,7 +121,7 @@ def learning_dashboard() -> dict:
              "percentunit", w=4),
         stat("Champion window MAE", "Prequential mean absolute error of each regression model's champion "
              "over the sliding window (in the target's unit).",
-             [(f'max by (model) (perennial_learner_mae{{{M},role="champion"}})', "{{model}}")], w=4),
+             [(f'max by (model) (perennial_online_mae{{{M},role="champion"}})', "{{model}}")], w=4),
         stat("Champion (trainer)", "The trainer's current champion: model, version and learner.",
              [(f"max by (model, version, learner) (perennial_champion_info{{{M}}})",
                "{{model}} v{{version}} {{learner}}")], "none", w=6, decimals=0),
@@ -167,18 +167,18 @@ def learning_dashboard() -> dict:
         timeseries("Window MAE by learner and role", "Prequential mean absolute error of every learner over "
                    "the sliding window, scored before it learns from each event, on the same events (lower "
                    "is better; in the target's unit).",
-                   [(by_learner.format(metric="perennial_learner_mae", M=M), learners)], min_=0, w=8),
+                   [(by_learner.format(metric="perennial_online_mae", M=M), learners)], min_=0, w=8),
         timeseries("Window RMSE by learner and role", "Root mean squared error over the same window: it "
                    "weighs large misses more than MAE does.",
-                   [(by_learner.format(metric="perennial_learner_rmse", M=M), learners)], min_=0, w=8),
+                   [(by_learner.format(metric="perennial_online_rmse", M=M), learners)], min_=0, w=8),
         timeseries("Window R² by learner and role", "Coefficient of determination over the same window: 1 is "
                    "perfect, 0 is no better than predicting the window's mean, below 0 is worse.",
-                   [(by_learner.format(metric="perennial_learner_r2", M=M), learners)], "none", max_=1, w=8),
+                   [(by_learner.format(metric="perennial_online_r2", M=M), learners)], "none", max_=1, w=8),
         timeseries("Champion MAE vs best challenger", "Window MAE of the champion and of the best (lowest) "
                    "challenger: a challenger below the champion by the promotion margin, with a significant "
                    "paired test on the same events' losses, is about to be promoted.",
-                   [(f'max by (model) (perennial_learner_mae{{{M},role="champion"}})', "{{model}} champion"),
-                    (f'min by (model) (perennial_learner_mae{{{M},role="challenger"}})',
+                   [(f'max by (model) (perennial_online_mae{{{M},role="champion"}})', "{{model}} champion"),
+                    (f'min by (model) (perennial_online_mae{{{M},role="challenger"}})',
                      "{{model}} best challenger")], min_=0),
         timeseries("Live MAE per served version", "Mean absolute error of the values the service actually "
                    "answered, per version, from feedback joined to the prediction log (rolling window).",

@@ -53,16 +53,20 @@ def run(args: argparse.Namespace) -> int:
     config = ReplayConfig(
         stream=stream, events=args.events, seed=args.seed, window=settings.window,
         bootstrap_events=args.bootstrap_events, target=args.target,
-        bootstrap=settings.bootstrap_config(image=info.kind == "image"), loop=settings.loop_config(),
+        bootstrap=settings.bootstrap_config(image=info.kind == "image", task=info.task),
+        loop=settings.loop_config(),
     )
-    print(f"replay {stream}: {info.description}; bootstrapping candidates {settings.candidates}...")
+    from training.learners.candidates import DEFAULT_CANDIDATES
+
+    names = settings.candidates or ",".join(DEFAULT_CANDIDATES[info.task])
+    print(f"replay {stream}: {info.description}; bootstrapping candidates {names}...")
     bar = tqdm(total=None, unit="ev", disable=args.no_progress, smoothing=0.1)
 
     def progress(done: int, total: int, status: dict) -> None:
         bar.total = total
         bar.update(done - bar.n)
-        bar.set_postfix(acc=f"{status['accuracy']:.3f}", champion=status["champion"],
-                        promotions=status["promotions"])
+        score = {"mae": f"{status['mae']:.3f}"} if "mae" in status else {"acc": f"{status['accuracy']:.3f}"}
+        bar.set_postfix(**score, champion=status["champion"], promotions=status["promotions"])
 
     try:
         result = run_replay(config, progress=progress, notice=lambda m: (bar.clear(), notice(m)))
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(result: dict) -> str:
+    if result.get("task") == "regression":
+        return _regression_summary(result)
     lines = [
         f"\n{result['stream']}: {result['events']:,} events after a {result['bootstrap_events']:,}-event "
         f"bootstrap, {result['events_per_second']:,.0f} events/s",
@@ -87,6 +93,25 @@ def summary(result: dict) -> str:
         lines.append(f"  baseline {name:<19} accuracy {b['accuracy']:.4f}  macro-F1 {b['f1_macro']:.4f}")
     for lid, m in result["learners"].items():
         lines.append(f"  learner {lid:<20} accuracy {m['accuracy']:.4f}  ({m['events']:,} events, {m['role']})")
+    lines.append(f"  champion drifts at {result['drifts']}  (true switches {result['true_drifts']})")
+    for p in result["promotions"]:
+        lines.append(f"  promotion at {p['at']}: v{p['from_version']} -> v{p['to_version']} {p['learner']}: {p['reason']}")
+    for r in result["rollbacks"]:
+        lines.append(f"  rollback at {r['at']}: v{r['from_version']} -> v{r['to_version']}: {r['reason']}")
+    return "\n".join(lines)
+
+
+def _regression_summary(result: dict) -> str:
+    q = result["prequential"]
+    lines = [
+        f"\n{result['stream']}: {result['events']:,} events after a {result['bootstrap_events']:,}-event "
+        f"bootstrap, {result['events_per_second']:,.0f} events/s",
+        f"  Perennial (served champion)  MAE {q['mae']:.4f}  RMSE {q['rmse']:.4f}  R² {q['r2']:.4f}",
+    ]
+    for name, b in result["baselines"].items():
+        lines.append(f"  baseline {name:<19} MAE {b['mae']:.4f}  RMSE {b['rmse']:.4f}  R² {b['r2']:.4f}")
+    for lid, m in result["learners"].items():
+        lines.append(f"  learner {lid:<20} MAE {m['mae']:.4f}  ({m['events']:,} events, {m['role']})")
     lines.append(f"  champion drifts at {result['drifts']}  (true switches {result['true_drifts']})")
     for p in result["promotions"]:
         lines.append(f"  promotion at {p['at']}: v{p['from_version']} -> v{p['to_version']} {p['learner']}: {p['reason']}")

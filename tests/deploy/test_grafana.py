@@ -205,7 +205,7 @@ def test_every_task_metric_has_a_panel_and_no_panel_mixes_tasks() -> None:
             shown[task] |= metric_names(q.expr) & TASK_METRICS[task]
     assert shown == {task: set(names) for task, names in TASK_METRICS.items()}
     with pytest.raises(ValueError, match="mixes"):
-        catalog.task_of("perennial_online_accuracy - perennial_learner_mae")
+        catalog.task_of("perennial_online_accuracy - perennial_online_mae")
 
 
 @pytest.mark.skipif(promtool_path() is None, reason="promtool not found on PATH (apt-get install prometheus)")

@@ -60,9 +60,9 @@ def regression_trainer_metrics() -> CollectorRegistry:
             join.add_prediction(pid, {"x": float(i)}, now=0.0, served=[version, 10.0 + i + bias, 0.0])
             served.observe(join.add_label(f"e-{pid}", pid, 10.0 + i, now=1.0))
     for learner, role, mae in (("linear", "champion", 1.2), ("hatr", "challenger", 0.9), ("arfr", "challenger", 1.4)):
-        metrics.learner_mae.labels(MODEL, learner, role).set(mae)
-        metrics.learner_rmse.labels(MODEL, learner, role).set(mae * 1.3)
-        metrics.learner_r2.labels(MODEL, learner, role).set(1 - mae / 10)
+        metrics.online_mae.labels(MODEL, learner, role).set(mae)
+        metrics.online_rmse.labels(MODEL, learner, role).set(mae * 1.3)
+        metrics.online_r2.labels(MODEL, learner, role).set(1 - mae / 10)
     return registry
 
 
@@ -91,7 +91,7 @@ def test_every_regression_panel_query_has_series_for_a_regression_model(tmp_path
         empty = [f"{q.where}: {q.expr}" for q in queries if not prom_query(base, q.expr)]
         assert not empty, "regression queries with no series:\n" + "\n".join(empty)
         # the best challenger is the lowest MAE, and each served version has its own MAE
-        (best,) = prom_query(base, f'min by (model) (perennial_learner_mae{{model="{MODEL}",role="challenger"}})')
+        (best,) = prom_query(base, f'min by (model) (perennial_online_mae{{model="{MODEL}",role="challenger"}})')
         assert float(best["value"][1]) == pytest.approx(0.9)
         live = prom_query(base, f'max by (model, version) (perennial_served_mae{{model="{MODEL}"}})')
         assert {s["metric"]["version"]: float(s["value"][1]) for s in live} == {"1": 2.0, "2": 0.5}

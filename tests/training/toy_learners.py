@@ -32,3 +32,36 @@ class ConstantLearner(Learner):
     @classmethod
     def from_bytes(cls, data):
         return pickle.loads(data)
+
+
+class ConstantRegressor(Learner):
+    """Always predicts ``value``; learning changes nothing (a regressor of fixed quality)."""
+
+    def __init__(self, value: float, name: str = "const-reg") -> None:
+        self.value, self.name = value, name
+
+    @property
+    def task(self):
+        from training.spec import Task
+
+        return Task.REGRESSION
+
+    def predict_one(self, x):
+        check_features(x)
+        return self.value
+
+    def learn_one(self, x, y):
+        check_features(x)
+
+    def params(self):
+        return {"value": self.value, "name": self.name}
+
+    def clone(self):
+        return ConstantRegressor(**self.params())
+
+    def to_bytes(self):
+        return pickle.dumps(self)
+
+    @classmethod
+    def from_bytes(cls, data):
+        return pickle.loads(data)

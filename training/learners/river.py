@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from river import base as river_base
+from river import compose
 
 from training.encoding import Encoding, RowEncoder
 from training.learners.base import Features, Label, Learner, PickleSnapshot, check_features
-from training.spec import ModelSpec
+from training.spec import ModelSpec, Task
 
 
 class SpecEncoder(river_base.Transformer):
@@ -40,7 +41,10 @@ class SpecEncoder(river_base.Transformer):
 
 
 class RiverLearner(PickleSnapshot, Learner):
-    """Wrap any River classifier or pipeline.
+    """Wrap any River classifier or regressor, or a pipeline ending in one.
+
+    A regressor (the model, or a pipeline's last step, is a River ``base.Regressor``) answers `predict_one` with a float (None before it has learned),
+    has no class probabilities and no `classes`; its `task` is regression.
 
     >>> from river import linear_model, preprocessing
     >>> learner = RiverLearner(preprocessing.StandardScaler() | linear_model.LogisticRegression(), name="logreg")
@@ -67,6 +71,12 @@ class RiverLearner(PickleSnapshot, Learner):
         self._model = estimator if spec is None or spec.numeric_only else (
             SpecEncoder(spec, self.encoding.value) | estimator)
         self._check = spec is None or spec.numeric_only  # raw rows are validated upstream
+        self._regressor = _is_regressor(estimator)
+        task = Task.REGRESSION if self._regressor else Task.CLASSIFICATION
+        if spec is not None and spec.task is not task:
+            raise ValueError(f"{name}: the estimator {type(estimator).__name__} is a "
+                             f"{'regressor' if self._regressor else 'classifier'}, but the model's "
+                             f"task is {spec.task.value}")
         if spec is not None and spec.classes:
             self._seen: set[Label] = set(spec.classes)
         else:
@@ -81,7 +91,22 @@ class RiverLearner(PickleSnapshot, Learner):
     def clone(self) -> RiverLearner:
         return RiverLearner(**self.params())
 
+    @property
+    def task(self) -> Task:
+        return Task.REGRESSION if self._regressor else Task.CLASSIFICATION
+
+    def predict_one(self, x: Features) -> Label | float | None:
+        if not self._regressor:
+            return super().predict_one(x)
+        if self._check:
+            check_features(x)
+        if not self._learned:
+            return None
+        return float(self._model.predict_one(x))
+
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
+        if self._regressor:
+            return super().predict_proba_one(x)  # raises: a regressor has no probabilities
         if self._check:
             check_features(x)
         if not self._learned:
@@ -96,7 +121,8 @@ class RiverLearner(PickleSnapshot, Learner):
     def learn_one(self, x: Features, y: Label) -> None:
         if self._check:
             check_features(x)
-        self._seen.add(y)
+        if not self._regressor:
+            self._seen.add(y)
         self._learned = True
         if self.spec is None and len(self._features) < len(x):
             self._features.update(x)
@@ -117,4 +143,11 @@ class RiverLearner(PickleSnapshot, Learner):
         state.setdefault("_model", state["estimator"])
         state.setdefault("_check", True)
         state.setdefault("_learned", bool(state.get("_seen")))
+        state.setdefault("_regressor", False)
         self.__dict__.update(state)
+
+
+def _is_regressor(model: Any) -> bool:
+    while isinstance(model, compose.Pipeline):
+        model = list(model.steps.values())[-1]
+    return isinstance(model, river_base.Regressor)

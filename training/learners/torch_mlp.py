@@ -45,7 +45,7 @@ from training.learners.torch_parts import (
     grow_head,
     seeded,
 )
-from training.spec import ModelSpec
+from training.spec import ModelSpec, Task
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 _SNAPSHOT_VERSION = 1
@@ -231,6 +231,7 @@ class TorchMLPLearner(Learner):
         while start < len(y_ids):
             stop = min(len(y_ids), start + self.batch_size - len(self._pending_y))
             self._scaler.update(x_rows[start:stop])
+            self._observe_targets(y_ids[start:stop])
             self._pending_x.extend(x_rows[start:stop].unbind(0))
             self._pending_y.extend(y_ids[start:stop])
             if len(self._pending_y) >= self.batch_size:
@@ -265,6 +266,7 @@ class TorchMLPLearner(Learner):
             raise ValueError("fit_offline needs training examples with at least one feature")
         x_val, y_val_ids = self._ingest(X_val, y_val) if len(X_val) else (None, [])
         self._scaler.update(x_train)
+        self._observe_targets(y_train_ids)
         z_train = self._scaler.transform(x_train).to(self._device)
         t_train = torch.tensor(y_train_ids, device=self._device)
         history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
@@ -290,7 +292,7 @@ class TorchMLPLearner(Learner):
         if best_state is not None:  # None only if every loss was NaN
             self._net.load_state_dict(best_state)
         for row, c in zip(x_train.unbind(0), y_train_ids, strict=True):
-            self._reservoir.add(row, c)
+            self._remember(row, c)
         history.update(
             best_epoch=best_epoch, best_val_loss=best_loss, epochs=len(history["train_loss"])
         )
@@ -316,11 +318,12 @@ class TorchMLPLearner(Learner):
             else None,
             "optimizer": self._opt.state_dict() if built else None,
             "scaler": self._scaler.state() if built else None,
-            "reservoir": self._reservoir.state(d),
+            "reservoir": self._reservoir.state(self._memory_width()),
             "pending_x": torch.stack(self._pending_x) if self._pending_x else torch.zeros((0, d)),
             "pending_y": list(self._pending_y),
             "rng": {"version": version, "internal": list(internal), "gauss": gauss},
         }
+        self._save_extra(state)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return buffer.getvalue()
@@ -352,6 +355,7 @@ class TorchMLPLearner(Learner):
         learner._pending_y = list(state["pending_y"])
         rng = state["rng"]
         learner._rng.setstate((rng["version"], tuple(rng["internal"]), rng["gauss"]))
+        learner._load_extra(state)
         return learner
 
     def __getstate__(self) -> dict[str, Any]:
@@ -382,7 +386,7 @@ class TorchMLPLearner(Learner):
             self._net = build_network(
                 len(self._features),
                 self.hidden_layers,
-                len(self._classes),
+                self._n_outputs(),
                 activation=self.activation,
                 dropout=self.dropout,
                 batch_norm=self.batch_norm,
@@ -428,13 +432,13 @@ class TorchMLPLearner(Learner):
         n_replay = round(self.replay_ratio * self.batch_size)
         for _ in range(self.epochs_per_batch):
             bx, by = x, y
-            replay = self._reservoir.sample(n_replay)
+            replay = self._replay(n_replay)
             if replay is not None:
                 bx, by = torch.cat([x, replay[0]]), y + replay[1]
             z = self._scaler.transform(bx).to(self._device)
             self._step(z, torch.tensor(by, device=self._device))
         for row, c in zip(self._pending_x, self._pending_y, strict=True):
-            self._reservoir.add(row, c)
+            self._remember(row, c)
         self._pending_x, self._pending_y = [], []
 
     def _step(self, z: torch.Tensor, y: torch.Tensor) -> float:
@@ -446,10 +450,36 @@ class TorchMLPLearner(Learner):
                     if isinstance(m, nn.BatchNorm1d):
                         m.eval()
             self._opt.zero_grad()
-            loss = nn.functional.cross_entropy(self._net(z), y)
+            loss = self._loss(self._net(z), y)
             loss.backward()
             self._opt.step()
         return loss.item()
+
+    # -- what a regressor (`TorchMLPRegressor`) changes -------------------------------------
+
+    def _n_outputs(self) -> int:
+        return len(self._classes)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out, y)
+
+    def _observe_targets(self, ys: Sequence[Any]) -> None:
+        """Running statistics of the learned targets (a classifier keeps none)."""
+
+    def _remember(self, row: torch.Tensor, y: Any) -> None:
+        self._reservoir.add(row, y)
+
+    def _replay(self, k: int) -> tuple[torch.Tensor, list] | None:
+        return self._reservoir.sample(k)
+
+    def _memory_width(self) -> int:
+        return len(self._features)
+
+    def _save_extra(self, state: dict[str, Any]) -> None:
+        """Add a subclass's state to a snapshot (a classifier's snapshot has nothing more)."""
+
+    def _load_extra(self, state: dict[str, Any]) -> None:
+        """Inverse of `_save_extra`."""
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw float64 rows → float64 CPU probabilities, in one batched forward."""
@@ -472,3 +502,151 @@ class TorchMLPLearner(Learner):
 def _require(ok: bool, name: str, value: Any, accepted: str) -> None:
     if not ok:
         raise ValueError(f"{name}={value!r} is not valid; expected {accepted}")
+
+
+class TorchMLPRegressor(TorchMLPLearner):
+    """The same network as a regressor: one linear output, trained by mean squared error on
+    the standardised target (running mean and variance of the targets learned), so a single
+    learning rate suits any target scale. `predict_one` answers a float (None before the
+    first mini-batch); the replay reservoir keeps a uniform sample of past events (one
+    "class"), each row stored with its target. Snapshots still hold tensors, lists and
+    numbers only (``weights_only``).
+
+    >>> model = TorchMLPRegressor(hidden_layers=(16,), lr=0.01, batch_size=8, seed=1)
+    >>> model.predict_one({"x": 1.0}) is None
+    True
+    >>> for i in range(1500):
+    ...     x = (i * 7 % 13) / 12
+    ...     model.learn_one({"x": x}, 100.0 + 20.0 * x)
+    >>> abs(model.predict_one({"x": 0.5}) - 110.0) < 2.0
+    True
+    >>> restored = TorchMLPRegressor.from_bytes(model.to_bytes())
+    >>> restored.predict_one({"x": 0.25}) == model.predict_one({"x": 0.25})
+    True
+    >>> from training.learners.base import RowsPredictor
+    >>> isinstance(model, RowsPredictor), model.predict_rows(np.array([[0.5]])).round().tolist()
+    (False, [110.0])
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        spec = kwargs.get("spec")
+        if spec is not None and spec.task is not Task.REGRESSION:
+            raise ValueError(f"TorchMLPRegressor predicts a number; the spec's task is {spec.task.value}")
+        if kwargs.get("classes") is not None:
+            raise ValueError("a regressor has no classes; leave classes=None")
+        self._target = RunningScaler(1)
+        super().__init__(*args, **kwargs)
+        self._reservoir.add_class()  # one "class": a uniform sample of the past
+
+    @property
+    def task(self) -> Task:
+        return Task.REGRESSION
+
+    @property
+    def classes(self) -> list[Label]:
+        return []
+
+    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
+        raise TypeError("TorchMLPRegressor is a regressor: it has no class probabilities")
+
+    #: not a `RowsPredictor` (no probabilities): None, so ``isinstance`` and ``getattr`` say so;
+    #: its numeric fast path is `predict_rows`
+    predict_proba_rows = None  # type: ignore[assignment]
+
+    def predict_one(self, x: Features) -> float | None:
+        return self.predict_many([x])[0]
+
+    def predict_many(self, xs: Sequence[Features]) -> list[float | None]:
+        """Predicted values for a batch, in one forward pass (None before any learning)."""
+        if self._encoder is None or self._encoder.identity:
+            for x in xs:
+                check_features(x)
+        if self._untrained() or not xs:
+            return [None for _ in xs]
+        return self._forward(self._vectors(xs)).tolist()
+
+    def predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Serving's fast path: numeric ``[n, n_features]`` rows in, ``[n]`` values out."""
+        if self._encoder is not None and not self._encoder.identity:
+            raise TypeError("predict_rows takes numeric rows; this model's spec has other kinds")
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float64)).reshape(len(rows), -1)
+        if x.shape[1] != len(self._features):
+            raise ValueError(f"rows have {x.shape[1]} columns; expected {len(self._features)} ({self._features})")
+        if torch.isinf(x).any():
+            raise InvalidFeaturesError("rows contain infinity; features must be finite numbers")
+        if self._untrained():
+            return np.full(len(x), np.nan)
+        return self._forward(x).numpy()
+
+    def fit_offline(self, X_train, y_train, X_val, y_val, *, max_epochs: int = 50,
+                    patience: int = 5) -> dict[str, Any]:
+        """As the classifier's; the history has ``val_mae`` instead of ``val_accuracy``."""
+        history = super().fit_offline(X_train, y_train, X_val, y_val, max_epochs=max_epochs, patience=patience)
+        history["val_mae"] = history.pop("val_accuracy")
+        return history
+
+    # -- the regression hooks -------------------------------------------------------------
+
+    def _ingest(self, xs: Sequence[Features], ys: Sequence[Any]) -> tuple[torch.Tensor, list[float]]:
+        if len(xs) != len(ys):
+            raise ValueError(f"got {len(xs)} feature rows but {len(ys)} labels; they must match")
+        if self._encoder is None or self._encoder.identity:
+            for x in xs:
+                check_features(x)
+        for y in ys:
+            if isinstance(y, bool) or not isinstance(y, int | float) or not math.isfinite(y):
+                raise ValueError(f"label {y!r} is not a finite number; a regressor learns numbers")
+        first = next((x for x in xs if x), None)
+        if self._net is None and first is not None:
+            self._build(first.keys())
+        return self._vectors(xs), [float(y) for y in ys]
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _observe_targets(self, ys: Sequence[float]) -> None:
+        if len(ys):
+            self._target.update(torch.tensor(ys, dtype=torch.float64).reshape(-1, 1))
+
+    def _standard_targets(self, y: torch.Tensor) -> torch.Tensor:
+        return self._target.transform(y.reshape(-1, 1).double().cpu()).reshape(-1).to(y.device)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(out.reshape(-1), self._standard_targets(y))
+
+    def _remember(self, row: torch.Tensor, y: float) -> None:
+        self._reservoir.add(torch.cat([row, row.new_tensor([y])]), 0)
+
+    def _replay(self, k: int) -> tuple[torch.Tensor, list[float]] | None:
+        sample = self._reservoir.sample(k)
+        if sample is None:
+            return None
+        rows = sample[0]
+        return rows[:, :-1], rows[:, -1].tolist()
+
+    def _memory_width(self) -> int:
+        return len(self._features) + 1
+
+    def _save_extra(self, state: dict[str, Any]) -> None:
+        state["target"] = self._target.state()
+
+    def _load_extra(self, state: dict[str, Any]) -> None:
+        self._target = RunningScaler.from_state(state["target"])
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw float64 rows → float64 CPU values, in one batched forward."""
+        z = self._scaler.transform(x).to(self._device)
+        self._net.eval()
+        with torch.inference_mode():
+            out = self._net(z).double().reshape(-1).cpu()
+        var = self._target.m2 / self._target.count.clamp(min=1)
+        std = torch.where(var > 1e-12, var.sqrt(), 1.0)
+        return out * std + self._target.mean
+
+    def _evaluate(self, x: torch.Tensor, y: list[float]) -> tuple[float, float]:
+        """Validation loss (MSE in standardised units) and MAE (in the target's units)."""
+        target = torch.tensor(y, dtype=torch.float64)
+        pred = self._forward(x)
+        z = self._target.transform(target.reshape(-1, 1)).reshape(-1).double()
+        zp = self._target.transform(pred.reshape(-1, 1)).reshape(-1).double()
+        return float(((zp - z) ** 2).mean()), float((pred - target).abs().mean())

@@ -10,6 +10,8 @@ sea-drift         River's SEA generator cycling its four concepts, 10% noise
 digits-rotate     scikit-learn digits, rotated further at each phase, augmented
 phishing          River's bundled phishing data (1,250 events)
 shuttle           River's bundled shuttle data (58,000 events)
+friedman-drift    regression: River's FriedmanDrift, two abrupt global drifts
+friedman          regression: River's Friedman #1, one concept (stationary control)
 PATH.csv          a CSV file; ``target`` names the label column
 ================  ============================================================
 """
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.spec import Task
 from training.streams import tabular
 from training.streams.csv_stream import iter_csv
 
@@ -33,6 +36,7 @@ class StreamInfo:
     n_phases: int  # >1: abrupt drift at evenly spaced positions
     kind: str  # "tabular" or "image"
     description: str
+    task: Task = Task.CLASSIFICATION
 
 
 BUILTIN: dict[str, StreamInfo] = {
@@ -45,6 +49,10 @@ BUILTIN: dict[str, StreamInfo] = {
                                 "handwritten digits rotated further at each phase"),
     "phishing": StreamInfo("phishing", 1_250, 1, "tabular", "River's bundled phishing data"),
     "shuttle": StreamInfo("shuttle", 58_000, 1, "tabular", "River's bundled shuttle data"),
+    "friedman-drift": StreamInfo("friedman-drift", 60_000, tabular.FRIEDMAN_PHASES, "tabular",
+                                 "Friedman regression with two abrupt global drifts", Task.REGRESSION),
+    "friedman": StreamInfo("friedman", 30_000, 1, "tabular", "Friedman regression, one concept (no drift)",
+                           Task.REGRESSION),
 }
 
 
@@ -89,6 +97,10 @@ def iter_stream(name: str, n_events: int | None = None, seed: int = 42, target: 
         from training.streams.digits import digits_rotate
 
         return digits_rotate(n_events=n, n_phases=info.n_phases, seed=seed)
+    if name == "friedman-drift":
+        return tabular.friedman_drift(n, seed)
+    if name == "friedman":
+        return tabular.friedman(n, seed)
     if name in ("phishing", "shuttle"):
         return tabular.bundled(name, n)
     return iter_csv(name, target=target, n_events=n)

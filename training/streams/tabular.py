@@ -66,6 +66,28 @@ def sea_drift(n_events: int = 100_000, seed: int = 42, noise: float = 0.1) -> It
         yield {f"x{k}": float(v) for k, v in x.items()}, int(y)
 
 
+#: friedman-drift: the concept after each switch (River's FriedmanDrift "gsg" functions with no
+#: transition window: global and abrupt, every relevant feature changes role, nothing recurs)
+FRIEDMAN_PHASES = 3
+
+
+def friedman_drift(n_events: int = 60_000, seed: int = 42) -> Iterator[tuple[dict[str, float], float]]:
+    """River's FriedmanDrift regression stream with two abrupt global drifts at a third and
+    two thirds of the stream: y = 10 sin(pi x0 x1) + 20 (x2 - 0.5)² + 10 x3 + 5 x4 + noise
+    first, then the same function of other features (x3 x4 / x1 / x0 / x2, then
+    x1 x4 / x3 / x2 / x0); ten features uniform in [0, 1], five of them noise."""
+    first, second = drift_positions(n_events, FRIEDMAN_PHASES)
+    generator = synth.FriedmanDrift(drift_type="gsg", position=(first, second), transition_window=0, seed=seed)
+    for x, y in itertools.islice(iter(generator), n_events):
+        yield {f"x{k}": float(v) for k, v in x.items()}, float(y)
+
+
+def friedman(n_events: int = 30_000, seed: int = 42) -> Iterator[tuple[dict[str, float], float]]:
+    """River's Friedman #1 regression stream, one concept throughout (the stationary control)."""
+    for x, y in itertools.islice(iter(synth.Friedman(seed=seed)), n_events):
+        yield {f"x{k}": float(v) for k, v in x.items()}, float(y)
+
+
 def bundled(name: str, n_events: int | None = None) -> Iterator[Event]:
     """River's bundled real data sets (no download): ``phishing`` and ``shuttle``."""
     dataset = {"phishing": datasets.Phishing, "shuttle": datasets.Shuttle}[name]()
