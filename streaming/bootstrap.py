@@ -23,6 +23,7 @@ from streaming.trainer import Trainer
 from training.learners.base import Learner
 from training.lineage import Origin
 from training.registry import Registry
+from training.spec import Task
 
 if TYPE_CHECKING:  # heavy (Kafka clients) or only needed for annotations
     from wsgiref.simple_server import WSGIServer
@@ -36,6 +37,10 @@ if TYPE_CHECKING:  # heavy (Kafka clients) or only needed for annotations
     from training.system import LearningSystem
 
 log = logging.getLogger(__name__)
+
+
+#: challengers of a trainer that finds none registered beside its champion, per task
+TRAINER_CHALLENGERS = {Task.CLASSIFICATION: "logreg,hat", Task.REGRESSION: "linear,hat"}
 
 
 def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Trainer | None]) -> tuple[
@@ -62,7 +67,8 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         challengers = bootstrap_challengers(registry, model, loaded.info.version)
         if not challengers:  # none registered with this champion: start untrained ones, of its spec
             spec = model_spec(loaded.info, loaded.learner) if loaded.info.spec is not None else loaded.learner.spec
-            challengers = build_candidates(settings.candidates, spec)
+            task = spec.task if spec is not None else Task.CLASSIFICATION
+            challengers = build_candidates(settings.candidates or TRAINER_CHALLENGERS[task], spec)
         return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
                               loaded.info.version)
 

@@ -72,7 +72,8 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     model: str = Field("", description="Model to train: topics <model>.feedback/.predictions, group perennial-trainer-<model>.")
     registry_dir: Path = Field(Path(".perennial/registry"), description="Model registry root (shared volume in production).")
     candidates: str = Field(
-        "logreg,hat", description="Challengers trained beside the champion (names from training.learners.candidates)."
+        "", description="Challengers trained beside the champion when bootstrap registered none (names from "
+        "training.learners.candidates); empty: logreg,hat for classification, linear,hat for regression."
     )
     checkpoint_dir: Path = Field(
         Path(".perennial/checkpoints"),
