@@ -96,21 +96,28 @@ def call_factory(factory: Callable[..., Learner], spec: ModelSpec | None, params
 def build_candidates(names: str | list[str] | tuple[str, ...], spec: ModelSpec | None = None,
                      **overrides) -> list[Learner]:
     """Build learners by name for a model's ``spec`` (None: numeric rows only); ``overrides``
-    maps a name to its keyword arguments.
+    maps a name to its keyword arguments. A name with a colon is an import path
+    ``module:factory`` (`training.learners.factories`).
 
     >>> [c.name for c in build_candidates("logreg,hat")]
     ['logreg', 'hat']
     >>> build_candidates("svm")
     Traceback (most recent call last):
     ...
-    ValueError: unknown candidate 'svm'; choose from arf, hat, logreg, logreg-river, mlp
+    ValueError: unknown candidate 'svm'; choose from arf, hat, logreg, logreg-river, mlp or an import path module:factory
     """
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     learners = []
     for name in names:
         factory = CANDIDATES.get(name)
+        if factory is None and ":" in name:  # a user's factory, by import path (allow-listed)
+            from training.learners.factories import build_from_path
+
+            learners.append(build_from_path(name, spec, overrides.get(name, {})))
+            continue
         if factory is None:
-            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(sorted(CANDIDATES))}")
+            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(sorted(CANDIDATES))} "
+                             "or an import path module:factory")
         learners.append(call_factory(factory, spec, overrides.get(name, {})))
     return learners
