@@ -28,7 +28,15 @@ from typing import Any
 
 from training.learners.base import Learner
 from training.rows import RowValidator
-from training.spec import CategoryStats, FeatureKind, FeatureSpec, ModelSpec, NumericStats, TargetSpec, Task
+from training.spec import (
+    CategoryStats,
+    FeatureKind,
+    FeatureSpec,
+    ModelSpec,
+    NumericStats,
+    TargetSpec,
+    Task,
+)
 
 Make = Callable[[ModelSpec], Learner]
 
