@@ -42,7 +42,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         Callable[[], LearningSystem], Callable[[bytes], LearningSystem]]:
     """`fresh_system` (registry champion + candidate challengers) and `restore_system`."""
     from streaming.publishing import JournaledPublisher
-    from training.learners.candidates import build_candidates
+    from training.learners.candidates_file import build_named, entries_from
     from training.publishers import RegistryPublisher
     from training.registry import model_spec
     from training.system import LearningSystem
@@ -62,7 +62,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         challengers = bootstrap_challengers(registry, model, loaded.info.version)
         if not challengers:  # none registered with this champion: start untrained ones, of its spec
             spec = model_spec(loaded.info, loaded.learner) if loaded.info.spec is not None else loaded.learner.spec
-            challengers = build_candidates(settings.candidates, spec)
+            challengers = build_named(settings.candidates, spec, entries_from(settings.candidates_file))
         return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
                               loaded.info.version)
 

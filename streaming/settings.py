@@ -72,8 +72,10 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     model: str = Field("", description="Model to train: topics <model>.feedback/.predictions, group perennial-trainer-<model>.")
     registry_dir: Path = Field(Path(".perennial/registry"), description="Model registry root (shared volume in production).")
     candidates: str = Field(
-        "logreg,hat", description="Challengers trained beside the champion (names from training.learners.candidates)."
+        "logreg,hat", description="Challengers trained beside the champion: built-in names (training.learners.candidates), "
+        "import paths module:factory (from modules in PERENNIAL_ALLOWED_MODULES), or names from the candidates file."
     )
+    candidates_file: str = Field("", description="YAML or JSON file of named candidates, name: {factory, params}.")
     checkpoint_dir: Path = Field(
         Path(".perennial/checkpoints"),
         description="Checkpoint root, shared by the active trainer and its hot standby; one folder per model.",

@@ -6,7 +6,7 @@ import argparse
 
 from service.cli_support import add_stream_flag
 
-SETTING_FLAGS = ["registry_dir", "candidates", "validation_fraction", "augment_copies", "max_epochs",
+SETTING_FLAGS = ["registry_dir", "candidates", "candidates_file", "validation_fraction", "augment_copies", "max_epochs",
                  "mlp_hidden_layers", "mlp_activation", "mlp_lr", "mlp_batch_size"]
 
 
@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="how validation is held out: random (seeded, stratified; default for files) or time (latest events; default for streams)")
     p.add_argument("--force", action="store_true", help="register a champion that does not beat the trivial baseline")
     p.add_argument("--report-dir", help="where report.json and loss_curves.png go (default: <registry>/<model>/reports/v<N>)")
-    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp")
+    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp or acme.models:tree "
+                   "(import paths need PERENNIAL_ALLOWED_MODULES)")
+    p.add_argument("--candidates-file", help="YAML/JSON file of named candidates: name: {factory, params}")
     p.add_argument("--validation-fraction", type=float, help="share held out for selection (default 0.2)")
     p.add_argument("--augment-copies", type=int, help="augmented copies per training row (0 disables)")
     p.add_argument("--max-epochs", type=int, help="PyTorch candidate: max epochs (early stopping)")

@@ -148,7 +148,9 @@ def test_the_registry_records_the_factory_and_refuses_a_module_not_allowed(user_
     river = trained(build_candidates(f"{user_pkg}:river_pipeline", SPEC)[0])
     v_net = registry.publish("m", net)
     v_river = registry.publish("m", river)
-    assert (v_net.factory, v_net.factory_params) == (path, {"hidden": 6})
+    assert v_net.factory == path and v_net.factory_params["hidden"] == 6
+    rebuilt = build_candidates(path, SPEC, **{path: v_net.factory_params})[0]  # what the record is for
+    assert rebuilt.params() == net.clone().params()
     assert registry.info("m", v_river.version).factory == f"{user_pkg}:river_pipeline"
     assert registry.load("m", v_net.version).learner.predict_proba_one(EVENTS[0][0]) == \
         net.predict_proba_one(EVENTS[0][0])
@@ -178,3 +180,33 @@ def test_older_metadata_without_a_factory_still_loads(tmp_path):
 
     old = {k: val for k, val in v.to_dict().items() if k not in ("factory", "factory_params")}
     assert VersionInfo.from_dict(old).factory is None
+
+
+def test_a_candidates_file_names_candidates_with_their_parameters(user_pkg, tmp_path):
+    from training.learners.candidates_file import (
+        CandidatesFileError,
+        build_named,
+        load_candidates_file,
+    )
+
+    path = tmp_path / "candidates.yaml"
+    path.write_text(textwrap.dedent(f'''
+        small-net:
+          factory: {user_pkg}:net
+          params: {{hidden: 4, lr: 0.01, batch_size: 8}}
+        wide-net:
+          factory: {user_pkg}:net
+          params: {{hidden: 32}}
+        tree:
+          factory: hat
+          params: {{grace_period: 50}}
+    '''))
+    entries = load_candidates_file(path)
+    small, wide, tree, logreg = build_named("small-net,wide-net,tree,logreg", SPEC, entries)
+    assert [c.name for c in (small, wide, tree, logreg)] == ["small-net", "wide-net", "tree", "logreg"]
+    assert (small._net[0].out_features, small.lr, small.batch_size) == (4, 0.01, 8)
+    assert wide._net[0].out_features == 32
+    assert [c.name for c in build_named(None, SPEC, entries)] == ["small-net", "wide-net", "tree"]
+    path.write_text("net: {params: {}}\n")
+    with pytest.raises(CandidatesFileError, match="candidate 'net' needs 'factory: module:factory'"):
+        load_candidates_file(path)

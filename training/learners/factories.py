@@ -160,12 +160,20 @@ class ImportedRiverLearner(RiverLearner):
     def clone(self) -> ImportedRiverLearner:
         return ImportedRiverLearner(**self.params())
 
+    def candidate_params(self) -> dict[str, Any]:
+        """What `build_from_path` takes to rebuild this learner untrained."""
+        return {**self.factory_params, "encoding": self.encoding.value, "name": self.name}
+
 
 def factory_of(learner: Learner) -> tuple[str | None, dict[str, Any] | None]:
-    """The factory path and parameters a learner was built from, when it knows them."""
+    """The factory path a learner was built from and the candidate parameters that rebuild
+    it with `build_from_path` (the factory's and the wrapper's), when it knows them."""
     factory = getattr(learner, "factory", None)
     if not isinstance(factory, str) or not factory:
         return None, None
+    candidate_params = getattr(learner, "candidate_params", None)
+    if callable(candidate_params):
+        return factory, dict(candidate_params())
     return factory, dict(getattr(learner, "factory_params", None) or {})
 
 

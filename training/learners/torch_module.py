@@ -155,6 +155,12 @@ class TorchModuleLearner(Learner):
     def clone(self) -> TorchModuleLearner:
         return type(self)(**self.params())
 
+    def candidate_params(self) -> dict[str, Any]:
+        """What `build_from_path` takes to rebuild this learner untrained: the factory's
+        parameters and the fine-tuner's (JSON values, as the registry records them)."""
+        tuner = {k: v for k, v in self.params().items() if k in TUNER_PARAMS}
+        return {**self.factory_params, **tuner, "freeze": list(self.freeze)}
+
     @property
     def classes(self) -> list[Label]:
         return list(self._classes)
