@@ -48,6 +48,10 @@ from training.spec import ModelSpec, Task
 
 #: Candidate parameters the River wrapper takes (the rest go to the factory).
 RIVER_WRAPPER_PARAMS = frozenset({"encoding", "name"})
+#: Candidate parameters the network fine-tuner takes (`training.learners.torch_module`);
+#: here so that resolving a River factory does not import torch.
+TUNER_PARAMS = frozenset({"optimizer", "lr", "batch_size", "epochs_per_batch", "replay_size", "replay_ratio",
+                          "freeze", "weights", "standardize", "device", "seed", "name"})
 
 
 class FactoryError(SnapshotError):
@@ -105,7 +109,7 @@ def build_from_path(path: str, spec: ModelSpec | None, params: dict[str, Any] | 
             raise FactoryError(f"factory {path!r} does not take parameter(s) {sorted(to_wrapper)}")
         return obj
     if _is_torch_module(obj):
-        from training.learners.torch_module import TUNER_PARAMS, TorchModuleLearner
+        from training.learners.torch_module import TorchModuleLearner
 
         unknown = sorted(set(to_wrapper) - TUNER_PARAMS)
         if unknown:
@@ -136,8 +140,6 @@ def split_params(factory: Callable[..., Any], params: dict[str, Any]) -> tuple[d
     except (TypeError, ValueError):
         declared = {}
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in declared.values())
-    from training.learners.torch_module import TUNER_PARAMS
-
     wrapper_keys = TUNER_PARAMS | RIVER_WRAPPER_PARAMS
     ours = {k: v for k, v in params.items() if k in declared or (var_kw and k not in wrapper_keys)}
     return ours, {k: v for k, v in params.items() if k not in ours}

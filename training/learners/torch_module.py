@@ -31,15 +31,15 @@ from torch import nn
 
 from training.encoding import Encoding, RowEncoder
 from training.learners.base import Features, Label, Learner
+from training.learners.factories import (
+    TUNER_PARAMS,  # the parameters this class takes as a candidate
+)
 from training.learners.torch_parts import ClassBalancedReservoir, RunningScaler, seeded
 from training.spec import ModelSpec, Task
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 _SNAPSHOT_VERSION = 1
 
-#: Candidate parameters the fine-tuner takes; every other one goes to the user's factory.
-TUNER_PARAMS = frozenset({"optimizer", "lr", "batch_size", "epochs_per_batch", "replay_size", "replay_ratio",
-                          "freeze", "weights", "standardize", "device", "seed", "name"})
 
 
 class TorchModuleLearner(Learner):
