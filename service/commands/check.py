@@ -46,6 +46,21 @@ def _json_object(text: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from training.learners.allowlist import ALLOWED_ENV
+
+    before = os.environ.get(ALLOWED_ENV)
+    try:
+        return _check(args)
+    finally:  # the module was allowed for this check only (main() may run in a longer process)
+        if before is None:
+            os.environ.pop(ALLOWED_ENV, None)
+        else:
+            os.environ[ALLOWED_ENV] = before
+
+
+def _check(args: argparse.Namespace) -> int:
     from service.cli_support import UsageError
     from training.checks import check_spec, run_checks
     from training.learners.allowlist import allow
