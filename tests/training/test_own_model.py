@@ -49,6 +49,33 @@ USER_MODULE = textwrap.dedent('''
 
     def not_a_model():
         return 42
+
+
+    from training.learners.base import Learner, PickleSnapshot
+
+
+    class Majority(PickleSnapshot, Learner):
+        name = "majority"
+
+        def __init__(self, spec=None):
+            self.spec, self.counts = spec, {}
+
+        def predict_proba_one(self, x):
+            total = sum(self.counts.values())
+            return {c: n / total for c, n in self.counts.items()} if total else {}
+
+        def learn_one(self, x, y):
+            self.counts[y] = self.counts.get(y, 0) + 1
+
+        def params(self):
+            return {"spec": self.spec}
+
+        def clone(self):
+            return Majority(self.spec)
+
+
+    def majority(spec):
+        return Majority(spec)
 ''')
 
 
@@ -210,3 +237,13 @@ def test_a_candidates_file_names_candidates_with_their_parameters(user_pkg, tmp_
     path.write_text("net: {params: {}}\n")
     with pytest.raises(CandidatesFileError, match="candidate 'net' needs 'factory: module:factory'"):
         load_candidates_file(path)
+
+
+def test_a_users_own_learner_class_loads_only_from_an_allowed_module(user_pkg, tmp_path, monkeypatch):
+    registry = Registry(tmp_path / "registry", key="k")
+    v = registry.publish("m", trained(build_candidates(f"{user_pkg}:majority", SPEC)[0]))
+    assert v.class_path == f"{user_pkg}:Majority"
+    assert set(registry.load("m", v.version).learner.predict_proba_one({})) == {"a", "b", "c"}
+    monkeypatch.delenv(ALLOWED_ENV)
+    with pytest.raises(RefusedModuleError, match=f"its learner class '{user_pkg}:Majority'"):
+        registry.load("m", v.version)
