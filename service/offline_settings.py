@@ -18,7 +18,8 @@ class OfflineSettings(LoopSettings):
     model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="ignore")
 
     registry_dir: str = Field("./.perennial/registry", description="Model registry directory (local path or shared volume).")
-    candidates: str = Field("", description="Candidate learners, comma separated (classification: logreg, hat, arf, mlp; regression: linear, hat, arf, mlp); empty: the task's defaults, logreg,hat,arf or linear,hat,arf.")
+    candidates: str = Field("", description="Candidate learners, comma separated: built-in names (classification: logreg, hat, arf, mlp; regression: linear, hat, arf, mlp), import paths module:factory, or names from the candidates file; empty: the file's entries, else the task's defaults (logreg,hat,arf or linear,hat,arf).")
+    candidates_file: str = Field("", description="YAML or JSON file of named candidates, name: {factory, params} (see training.learners.candidates_file).")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of bootstrap events held out for model selection.")
     augment_copies: int = Field(1, ge=0, description="Augmented copies of each training row (0 disables augmentation).")
     augment_noise: float = Field(0.05, ge=0, description="Gaussian noise, as a fraction of each feature's std, for tabular augmentation.")
@@ -45,7 +46,7 @@ class OfflineSettings(LoopSettings):
 
         names = tuple(c.strip() for c in self.candidates.split(",") if c.strip())
         return BootstrapConfig(
-            candidates=names or None, task=task,
+            candidates=names or None, task=task, candidates_file=self.candidates_file or None,
             validation_fraction=self.validation_fraction, augment_copies=self.augment_copies,
             noise=self.augment_noise, image=image, mlp=self.mlp_params(),
             max_epochs=self.max_epochs, patience=self.patience,

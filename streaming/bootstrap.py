@@ -47,7 +47,7 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         Callable[[], LearningSystem], Callable[[bytes], LearningSystem]]:
     """`fresh_system` (registry champion + candidate challengers) and `restore_system`."""
     from streaming.publishing import JournaledPublisher
-    from training.learners.candidates import build_candidates
+    from training.learners.candidates_file import build_named, entries_from
     from training.publishers import RegistryPublisher
     from training.registry import model_spec
     from training.system import LearningSystem
@@ -68,7 +68,9 @@ def system_factories(settings: TrainerSettings, trainer_ref: Callable[[], Traine
         if not challengers:  # none registered with this champion: start untrained ones, of its spec
             spec = model_spec(loaded.info, loaded.learner) if loaded.info.spec is not None else loaded.learner.spec
             task = spec.task if spec is not None else Task.CLASSIFICATION
-            challengers = build_candidates(settings.candidates or TRAINER_CHALLENGERS[task], spec)
+            entries = entries_from(settings.candidates_file)
+            names = settings.candidates or ("" if entries else TRAINER_CHALLENGERS[task])
+            challengers = build_named(names, spec, entries)
         return LearningSystem(model, loaded.learner, challengers, settings.loop_config(), publisher,
                               loaded.info.version)
 

@@ -72,9 +72,11 @@ class TrainerSettings(KafkaSettings, LoopSettings):
     model: str = Field("", description="Model to train: topics <model>.feedback/.predictions, group perennial-trainer-<model>.")
     registry_dir: Path = Field(Path(".perennial/registry"), description="Model registry root (shared volume in production).")
     candidates: str = Field(
-        "", description="Challengers trained beside the champion when bootstrap registered none (names from "
-        "training.learners.candidates); empty: logreg,hat for classification, linear,hat for regression."
+        "", description="Challengers trained beside the champion when bootstrap registered none: built-in names "
+        "(training.learners.candidates), import paths module:factory (from modules in PERENNIAL_ALLOWED_MODULES), or "
+        "names from the candidates file; empty: the file's entries, else logreg,hat (classification) or linear,hat (regression)."
     )
+    candidates_file: str = Field("", description="YAML or JSON file of named candidates, name: {factory, params}.")
     checkpoint_dir: Path = Field(
         Path(".perennial/checkpoints"),
         description="Checkpoint root, shared by the active trainer and its hot standby; one folder per model.",

@@ -32,7 +32,7 @@ from training.data_prep import (
 )
 from training.evaluation import PrequentialMetrics
 from training.learners.base import Features, Label, Learner, OfflineFitter
-from training.learners.candidates import build_candidates
+from training.learners.candidates_file import build_named, entries_from
 from training.reference import reference_histograms
 from training.rows import RowError, RowValidator
 from training.spec import FeatureKind, ModelSpec, Task, infer_spec, with_stats
@@ -47,7 +47,10 @@ class BootstrapConfig:
     """How the first models are trained. Every field is a setting of `perennial bootstrap`.
 
     Attributes:
-        candidates: learner families to train (see `training.learners.candidates`); None: the task's defaults.
+        candidates: learner families to train (see `training.learners.candidates`): built-in
+            names, import paths ``module:factory``, or names of ``candidates_file`` entries.
+        candidates_file: a YAML/JSON file of named candidates (`training.learners.candidates_file`);
+            with no ``candidates``, all of its entries; with neither, the task's defaults.
         validation_fraction: share of the (latest) events held out for model selection.
         augment_copies: noisy copies of each training row added (0 disables augmentation).
         noise: Gaussian noise as a fraction of each feature's standard deviation.
@@ -64,7 +67,8 @@ class BootstrapConfig:
         force: register a champion that does not beat the trivial baseline.
     """
 
-    candidates: tuple[str, ...] | None = None  # None: the task's defaults (DEFAULT_CANDIDATES)
+    candidates: tuple[str, ...] | None = None  # None: the file's entries, else the task's DEFAULT_CANDIDATES
+    candidates_file: str | None = None  # named candidates (training.learners.candidates_file)
     validation_fraction: float = 0.2
     augment_copies: int = 1
     noise: float = 0.05
@@ -323,8 +327,9 @@ def train_candidates(
                                            random.Random(config.seed))
         # interleave originals and copies so an online learner never sees a block of noise
         X_fit, y_fit = _interleave(X_tr, X_aug), _interleave(y_tr, y_aug)
-    names = config.candidates or _default_candidates(spec.task)
-    learners = build_candidates(names, spec, mlp=config.mlp)
+    entries = entries_from(config.candidates_file)
+    names = config.candidates or (tuple(entries) if entries else _default_candidates(spec.task))
+    learners = build_named(names, spec, entries, mlp=config.mlp)
     reports = []
     for learner in learners:
         if on_progress:

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import importlib.util
 import json
 import logging
 import os
@@ -44,7 +45,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from training.learners import snapshot
+from training.learners.allowlist import ALLOWED_ENV, allowed_prefixes, is_allowed
 from training.learners.base import Learner
+from training.learners.factories import factory_of
 from training.lineage import Origin, legacy_origin
 from training.registry_files import (
     append_line,
@@ -86,6 +89,12 @@ class IntegrityError(RegistryError):
     """A stored version cannot be trusted or used: checksum, signature or metadata is wrong."""
 
 
+class RefusedModuleError(IntegrityError):
+    """A verified version names code this process may not import: its factory or learner
+    class lives in a module outside ``PERENNIAL_ALLOWED_MODULES``, or that module cannot be
+    imported here. Refused like a corrupt version (the last good one keeps serving)."""
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """Everything `metadata.json` records about one immutable version."""
@@ -105,6 +114,11 @@ class VersionInfo:
     origin: Origin = Origin.MANUAL  # lineage: how it was made (``parent`` says from what)
     #: the model spec (`training.spec.ModelSpec.to_dict`); None in versions written before it
     spec: dict | None = None
+    #: ``module:factory`` the learner was built from, and its keyword parameters, for a
+    #: user's learner (`training.learners.factories`); None for the built-ins and in older
+    #: versions. Loading refuses a version whose factory module is not allowed.
+    factory: str | None = None
+    factory_params: dict | None = None
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "origin": str(self.origin)}
@@ -129,6 +143,24 @@ def model_spec(info: VersionInfo, learner: Learner) -> ModelSpec:
     if learner.spec is not None:
         return learner.spec
     return numeric_spec(learner.n_features_in, learner.classes or None)
+
+
+def _check_modules(info: VersionInfo) -> None:
+    """Refuse, before anything is deserialized, a version whose factory or learner class is
+    outside the allow-list or cannot be imported (`RefusedModuleError`, with the reason)."""
+    where = f"model {info.model!r} version {info.version}"
+    paths = [("factory", info.factory)] if info.factory else []
+    paths.append(("learner class", info.class_path))
+    for what, path in paths:
+        module = str(path).partition(":")[0]
+        if not is_allowed(module):
+            raise RefusedModuleError(
+                f"{where} is refused: its {what} {path!r} is in module {module!r}, which {ALLOWED_ENV} does "
+                f"not allow (allowed: {', '.join(allowed_prefixes())}); add the package to {ALLOWED_ENV} to serve it"
+            )
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            raise RefusedModuleError(f"{where} is refused: its {what} {path!r} cannot be imported "
+                                     f"(no module {module.split('.')[0]!r} on this process's path)")
 
 
 @dataclass(frozen=True)
@@ -306,6 +338,7 @@ class Registry:
 
     def _load_number(self, model: str, version: int) -> LoadedVersion:
         info, artifact = self._read(model, version)
+        _check_modules(info)
         try:
             learner = snapshot.loads(snapshot.Snapshot(info.format, info.class_path, artifact))
         except Exception as e:
@@ -453,7 +486,14 @@ class Registry:
                 raise RegistryError(f"{field} is not JSON-serializable: {e}") from e
         snap = snapshot.dumps(learner)
         spec = learner.spec.to_dict() if learner.spec is not None else None
+        factory, factory_params = factory_of(learner)
+        if factory_params is not None:
+            try:
+                factory_params = json.loads(json.dumps(factory_params))
+            except (TypeError, ValueError) as e:
+                raise RegistryError(f"parameters of factory {factory!r} are not JSON-serializable: {e}") from e
         base = dict(model=model, learner=getattr(learner, "name", type(learner).__name__), spec=spec,
+                    factory=factory, factory_params=factory_params,
                     format=snap.format, class_path=snap.class_path, parent=parent,
                     created_at=_now(), note=str(note), origin=origin,
                     sha256=hashlib.sha256(snap.data).hexdigest(), **fields)

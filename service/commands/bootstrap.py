@@ -6,7 +6,7 @@ import argparse
 
 from service.cli_support import add_stream_flag
 
-SETTING_FLAGS = ["registry_dir", "candidates", "validation_fraction", "augment_copies", "max_epochs",
+SETTING_FLAGS = ["registry_dir", "candidates", "candidates_file", "validation_fraction", "augment_copies", "max_epochs",
                  "mlp_hidden_layers", "mlp_activation", "mlp_lr", "mlp_batch_size"]
 
 
@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="how validation is held out: random (seeded, stratified; default for files) or time (latest events; default for streams)")
     p.add_argument("--force", action="store_true", help="register a champion that does not beat the trivial baseline")
     p.add_argument("--report-dir", help="where report.json and loss_curves.png go (default: <registry>/<model>/reports/v<N>)")
-    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp")
+    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf,mlp or acme.models:tree "
+                   "(import paths need PERENNIAL_ALLOWED_MODULES)")
+    p.add_argument("--candidates-file", help="YAML/JSON file of named candidates: name: {factory, params}")
     p.add_argument("--validation-fraction", type=float, help="share held out for selection (default 0.2)")
     p.add_argument("--augment-copies", type=int, help="augmented copies per training row (0 disables)")
     p.add_argument("--max-epochs", type=int, help="PyTorch candidate: max epochs (early stopping)")
@@ -109,22 +111,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsplit: {result.split}")
     if result.class_balance:
         print("class balance: " + ", ".join(f"{c} {share:.1%}" for c, share in list(result.class_balance.items())[:10]))
+    w = max([14, *(len(c.name) + 1 for c in result.candidates)])  # import paths are long names
     if result.spec.task is Task.REGRESSION:
-        print(f"\n{'candidate':<14} {'MAE':>10} {'RMSE':>10} {'R2':>8}")
+        print(f"\n{'candidate':<{w}} {'MAE':>10} {'RMSE':>10} {'R2':>8}")
         for c in result.candidates:
             v = c.validation
             mark = "  <- champion" if c is champion else ""
-            print(f"{c.name:<14} {v['mae']:>10.4f} {v['rmse']:>10.4f} {v['r2']:>8.4f}{mark}")
+            print(f"{c.name:<{w}} {v['mae']:>10.4f} {v['rmse']:>10.4f} {v['r2']:>8.4f}{mark}")
         b = result.baseline
-        print(f"{'baseline':<14} {b['mae']:>10.4f} {b['rmse']:>10.4f} {'':>8}  ({b['model']})")
+        print(f"{'baseline':<{w}} {b['mae']:>10.4f} {b['rmse']:>10.4f} {'':>8}  ({b['model']})")
     else:
-        print(f"\n{'candidate':<14} {'accuracy':>9} {'precision':>10} {'recall':>7} {'macro-F1':>9}")
+        print(f"\n{'candidate':<{w}} {'accuracy':>9} {'precision':>10} {'recall':>7} {'macro-F1':>9}")
         for c in result.candidates:
             v = c.validation
             mark = "  <- champion" if c is champion else ""
-            print(f"{c.name:<14} {v['accuracy']:>9.4f} {v['precision']:>10.4f} {v['recall']:>7.4f} {v['f1_macro']:>9.4f}{mark}")
+            print(f"{c.name:<{w}} {v['accuracy']:>9.4f} {v['precision']:>10.4f} {v['recall']:>7.4f} {v['f1_macro']:>9.4f}{mark}")
         b = result.baseline
-        print(f"{'baseline':<14} {b['accuracy']:>9.4f} {'':>10} {'':>7} {b['f1_macro']:>9.4f}  ({b['model']})")
+        print(f"{'baseline':<{w}} {b['accuracy']:>9.4f} {'':>10} {'':>7} {b['f1_macro']:>9.4f}  ({b['model']})")
     print(f"\nregistered {args.model} v{version.version} ({champion.name}) as champion in {registry.root}")
     print(f"report: {report_dir / 'report.json'}\nloss curves: {report_dir / 'loss_curves.png'}")
     return 0

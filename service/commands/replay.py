@@ -6,7 +6,7 @@ import argparse
 
 from service.cli_support import add_stream_flag
 
-SETTING_FLAGS = ["candidates", "window", "check_every", "refresh_every", "drift_delta",
+SETTING_FLAGS = ["candidates", "candidates_file", "window", "check_every", "refresh_every", "drift_delta",
                  "promotion_margin", "promotion_alpha", "promotion_min_events"]
 
 
@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="label", help="label column of a CSV stream (default 'label')")
     p.add_argument("--json", dest="json_path", help="write the result JSON here")
     p.add_argument("--plot", dest="plot_path", help="write the timeline PNG here")
-    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf (default from settings)")
+    p.add_argument("--candidates", help="candidate learners, e.g. logreg,hat,arf or acme.models:tree "
+                   "(default from settings)")
+    p.add_argument("--candidates-file", help="YAML/JSON file of named candidates: name: {factory, params}")
     p.add_argument("--check-every", type=int, help="events between promotion tests")
     p.add_argument("--refresh-every", type=int, help="events between champion refreshes")
     p.add_argument("--drift-delta", type=float, help="ADWIN delta")

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", dest="registry_dir", help="model registry dir (default .perennial/registry)")
     p.add_argument("--checkpoint-dir", help="checkpoint dir shared with standbys (default .perennial/checkpoints)")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464; 0 disables)")
-    p.add_argument("--candidates", help="challengers beside the champion, e.g. logreg,hat")
+    p.add_argument("--candidates", help="challengers beside the champion, e.g. logreg,hat or acme.models:tree")
+    p.add_argument("--candidates-file", help="YAML/JSON file of named candidates: name: {factory, params}")
     p.add_argument("--checkpoint-every", dest="checkpoint_every_events", type=int,
                    help="checkpoint after this many records (default 10000)")
     p.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=float,
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainerSettings.from_flags(
         model=args.model, bootstrap_servers=args.bootstrap_servers, registry_dir=args.registry_dir,
         checkpoint_dir=args.checkpoint_dir, metrics_port=args.metrics_port, candidates=args.candidates,
+        candidates_file=args.candidates_file,
         checkpoint_every_events=args.checkpoint_every_events,
         checkpoint_interval_s=args.checkpoint_interval_s, partitions=args.partitions,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
-from training.learners.base import Learner, check_features
+from training.learners.base import Learner, PickleSnapshot, check_features
 
 
 class ConstantLearner(Learner):
@@ -65,3 +66,80 @@ class ConstantRegressor(Learner):
     @classmethod
     def from_bytes(cls, data):
         return pickle.loads(data)
+
+
+# -- learners that break one property of the contract each (for `perennial check`) -----------
+
+
+class CountingLearner(PickleSnapshot, Learner):
+    """Predicts the class frequencies it has learned: a correct, minimal learner."""
+
+    name = "counting"
+
+    def __init__(self, spec=None) -> None:
+        self.spec = spec
+        self.counts: dict = {}
+
+    def predict_proba_one(self, x):
+        total = sum(self.counts.values())
+        return {c: n / total for c, n in self.counts.items()} if total else {}
+
+    def learn_one(self, x, y):
+        self.counts[y] = self.counts.get(y, 0) + 1
+
+    def params(self):
+        return {"spec": self.spec}
+
+    def clone(self):
+        return type(self)(**self.params())
+
+
+class PeekingLearner(CountingLearner):
+    """Broken: learns while predicting (counts its own predictions)."""
+
+    name = "peeking"
+
+    def predict_proba_one(self, x):
+        proba = super().predict_proba_one(x)
+        if proba:
+            best = max(proba, key=proba.__getitem__)
+            self.counts[best] += 1
+        return proba
+
+
+class StickyCloneLearner(CountingLearner):
+    """Broken: its clone keeps the learned state."""
+
+    name = "sticky-clone"
+
+    def clone(self):
+        return copy.deepcopy(self)
+
+
+class ForgetfulSnapshotLearner(CountingLearner):
+    """Broken: its snapshot drops the learned state."""
+
+    name = "forgetful-snapshot"
+
+    def to_bytes(self):
+        return pickle.dumps(self.params())
+
+    @classmethod
+    def from_bytes(cls, data):
+        return cls(**pickle.loads(data))
+
+
+def counting(spec):
+    return CountingLearner(spec)
+
+
+def peeking(spec):
+    return PeekingLearner(spec)
+
+
+def sticky_clone(spec):
+    return StickyCloneLearner(spec)
+
+
+def forgetful_snapshot(spec):
+    return ForgetfulSnapshotLearner(spec)

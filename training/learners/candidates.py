@@ -176,7 +176,8 @@ def build_candidates(names: str | list[str] | tuple[str, ...], spec: ModelSpec |
                      **overrides) -> list[Learner]:
     """Build learners by name for a model's ``spec`` (None: numeric rows, classification);
     ``overrides`` maps a name to its keyword arguments. No names: the spec's task's
-    `DEFAULT_CANDIDATES`. A name of another task is refused, naming the right ones.
+    `DEFAULT_CANDIDATES`. A name of another task is refused, naming the right ones. A name
+    with a colon is an import path ``module:factory`` (`training.learners.factories`).
 
     >>> [c.name for c in build_candidates("logreg,hat")]
     ['logreg', 'hat']
@@ -191,7 +192,7 @@ def build_candidates(names: str | list[str] | tuple[str, ...], spec: ModelSpec |
     >>> build_candidates("svm")
     Traceback (most recent call last):
     ...
-    ValueError: unknown candidate 'svm'; choose from arf, hat, linear, linear-river, logreg, logreg-river, mlp
+    ValueError: unknown candidate 'svm'; choose from arf, hat, linear, linear-river, logreg, logreg-river, mlp or an import path module:factory
     """
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
@@ -199,8 +200,14 @@ def build_candidates(names: str | list[str] | tuple[str, ...], spec: ModelSpec |
     learners = []
     for name in names or DEFAULT_CANDIDATES[task]:
         factory = CANDIDATES.get(name)
+        if factory is None and ":" in name:  # a user's factory, by import path (allow-listed)
+            from training.learners.factories import build_from_path
+
+            learners.append(build_from_path(name, spec, overrides.get(name, {})))
+            continue
         if factory is None:
-            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(sorted(CANDIDATES))}")
+            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(sorted(CANDIDATES))} "
+                             "or an import path module:factory")
         if task not in TASKS[name]:
             raise ValueError(_wrong_task(name, task))
         learners.append(call_factory(factory, spec, overrides.get(name, {})))

@@ -2,8 +2,9 @@
 
 A snapshot is ``(format, class_path, data)``. ``format`` is the learner's `snapshot_format`
 ("pickle" or "torch"); ``class_path`` is ``module:QualName`` of the learner class. Loading
-refuses any class that is not a `Learner` defined inside the ``training`` package, so a
-tampered metadata file cannot make us import arbitrary code. Integrity and signatures are
+refuses any class that is not a `Learner` defined in an allowed module (the ``training``
+package, and the operator's ``PERENNIAL_ALLOWED_MODULES``; `training.learners.allowlist`),
+so a tampered metadata file cannot make us import arbitrary code. Integrity and signatures are
 the registry's job and are checked *before* `loads` is called.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from training.learners.allowlist import require_allowed
 from training.learners.base import Learner
 
 
@@ -33,11 +35,13 @@ def dumps(learner: Learner) -> Snapshot:
 
 def resolve_class(class_path: str) -> type[Learner]:
     module_name, _, qualname = class_path.partition(":")
-    if not module_name.startswith("training.") or not qualname:
-        raise SnapshotError(
-            f"snapshot class {class_path!r} is not a Perennial learner (expected 'training.<module>:<Class>')"
-        )
-    obj = importlib.import_module(module_name)
+    if not module_name or not qualname:
+        raise SnapshotError(f"snapshot class {class_path!r} is not a learner class (expected 'module:Class')")
+    require_allowed(module_name, f"snapshot class {class_path!r}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SnapshotError(f"cannot import module {module_name!r} of snapshot class {class_path!r}: {e}") from e
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
