@@ -17,6 +17,7 @@ def drifting():
     return run_replay(ReplayConfig(stream="friedman-drift", events=12_000, bootstrap_events=1000))
 
 
+@pytest.mark.slow  # a replay of tens of thousands of events: `make test` runs it
 def test_regression_replay_json_is_in_the_tasks_metrics(drifting):
     assert drifting["task"] == "regression"
     assert set(drifting["prequential"]) == {"mae", "rmse", "r2"}
@@ -29,6 +30,7 @@ def test_regression_replay_json_is_in_the_tasks_metrics(drifting):
     json.dumps(drifting)
 
 
+@pytest.mark.slow  # a replay of tens of thousands of events: `make test` runs it
 def test_regression_system_adapts_better_than_the_baselines(drifting):
     mae = drifting["prequential"]["mae"]
     assert mae <= drifting["baselines"]["online_only"]["mae"]
@@ -40,6 +42,7 @@ def test_regression_system_adapts_better_than_the_baselines(drifting):
         assert "MAE" in p["reason"] and "Wilcoxon" in p["reason"]
 
 
+@pytest.mark.slow  # a replay of tens of thousands of events: `make test` runs it
 def test_stationary_regression_stream_does_not_flap():
     result = run_replay(ReplayConfig(stream="friedman", events=10_000, bootstrap_events=1000))
     assert result["rollbacks"] == []
