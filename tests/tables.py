@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 PLANS = ["basic", "plus", "pro", "team"]
+CITIES = ["Oslo", "Rome", "Lima", "Pune"]
 REGIONS = ["north", "south", "east", "west", "central"]
 
 
@@ -49,6 +50,30 @@ def house_rows(n: int = 1500, seed: int = 0) -> list[dict]:
         rows.append({"size": round(size, 1), "district": district,
                      "age": round(age) if rng.random() > 0.1 else None, "price": round(price, 2)})
     return rows
+
+
+def table(n: int, seed: int) -> tuple[list[dict], list[str], list[float]]:
+    """Rows with a numeric, an optional numeric (absent or null), a categorical and a boolean
+    column; a class label and a numeric target that depend on all of them."""
+    rng = random.Random(seed)
+    rows, labels, targets = [], [], []
+    for _ in range(n):
+        city, income, vip = rng.choice(CITIES), rng.gauss(50, 15), rng.random() < 0.3
+        row: dict = {"income": round(income, 2), "city": city, "vip": vip}
+        channel = rng.choice(["web", "shop", "phone", None])  # an optional categorical: null or absent
+        if channel is not None or rng.random() < 0.5:
+            row["channel"] = channel
+        u = rng.random()
+        if u < 0.8:
+            row["age"] = round(rng.uniform(18, 80), 1)
+        elif u < 0.9:
+            row["age"] = None
+        score = ((income - 50) / 15 + (1.5 if city in ("Oslo", "Lima") else -1.0) + (1.0 if vip else 0.0)
+                 + (0.5 if channel == "web" else 0.0))
+        rows.append(row)
+        labels.append("yes" if score + rng.gauss(0, 0.5) > 0 else "no")
+        targets.append(round(10 * score + rng.gauss(0, 1), 3))
+    return rows, labels, targets
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:

@@ -83,37 +83,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(result: dict) -> str:
+    """The replay's result as the lines a terminal shows, in the task's metrics."""
     if result.get("task") == "regression":
-        return _regression_summary(result)
+        def score(m: dict) -> str:
+            return f"MAE {m['mae']:.4f}  RMSE {m['rmse']:.4f}  R² {m['r2']:.4f}"
+
+        def learner_score(m: dict) -> str:
+            return f"MAE {m['mae']:.4f}"
+    else:
+        def score(m: dict) -> str:
+            return f"accuracy {m['accuracy']:.4f}  macro-F1 {m['f1_macro']:.4f}"
+
+        def learner_score(m: dict) -> str:
+            return f"accuracy {m['accuracy']:.4f}"
     lines = [
         f"\n{result['stream']}: {result['events']:,} events after a {result['bootstrap_events']:,}-event "
         f"bootstrap, {result['events_per_second']:,.0f} events/s",
-        f"  Perennial (served champion)  accuracy {result['prequential']['accuracy']:.4f}  "
-        f"macro-F1 {result['prequential']['f1_macro']:.4f}",
+        f"  Perennial (served champion)  {score(result['prequential'])}",
     ]
     for name, b in result["baselines"].items():
-        lines.append(f"  baseline {name:<19} accuracy {b['accuracy']:.4f}  macro-F1 {b['f1_macro']:.4f}")
+        lines.append(f"  baseline {name:<19} {score(b)}")
     for lid, m in result["learners"].items():
-        lines.append(f"  learner {lid:<20} accuracy {m['accuracy']:.4f}  ({m['events']:,} events, {m['role']})")
-    lines.append(f"  champion drifts at {result['drifts']}  (true switches {result['true_drifts']})")
-    for p in result["promotions"]:
-        lines.append(f"  promotion at {p['at']}: v{p['from_version']} -> v{p['to_version']} {p['learner']}: {p['reason']}")
-    for r in result["rollbacks"]:
-        lines.append(f"  rollback at {r['at']}: v{r['from_version']} -> v{r['to_version']}: {r['reason']}")
-    return "\n".join(lines)
-
-
-def _regression_summary(result: dict) -> str:
-    q = result["prequential"]
-    lines = [
-        f"\n{result['stream']}: {result['events']:,} events after a {result['bootstrap_events']:,}-event "
-        f"bootstrap, {result['events_per_second']:,.0f} events/s",
-        f"  Perennial (served champion)  MAE {q['mae']:.4f}  RMSE {q['rmse']:.4f}  R² {q['r2']:.4f}",
-    ]
-    for name, b in result["baselines"].items():
-        lines.append(f"  baseline {name:<19} MAE {b['mae']:.4f}  RMSE {b['rmse']:.4f}  R² {b['r2']:.4f}")
-    for lid, m in result["learners"].items():
-        lines.append(f"  learner {lid:<20} MAE {m['mae']:.4f}  ({m['events']:,} events, {m['role']})")
+        lines.append(f"  learner {lid:<20} {learner_score(m)}  ({m['events']:,} events, {m['role']})")
     lines.append(f"  champion drifts at {result['drifts']}  (true switches {result['true_drifts']})")
     for p in result["promotions"]:
         lines.append(f"  promotion at {p['at']}: v{p['from_version']} -> v{p['to_version']} {p['learner']}: {p['reason']}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -23,12 +22,12 @@ import numpy as np
 import pytest
 
 from service.demo.processes import stop_process_group
+from tests.tables import table
 
 pytestmark = pytest.mark.integration
 
 FEEDBACK_TOKEN = "table-feedback-token"
 KEY = "tables-test-key"
-CITIES = ["Oslo", "Rome", "Lima", "Pune"]
 
 # raw rows as a client has them: strings, null, an absent optional feature, an unseen category
 RAW = [
@@ -37,30 +36,6 @@ RAW = [
     {"income": 55.0, "city": "Lima", "vip": False},
     {"income": 70.0, "city": "Reykjavik", "vip": True, "age": 50, "channel": "fax"},
 ]
-
-
-def table(n: int, seed: int) -> tuple[list[dict], list[str], list[float]]:
-    """Rows of the four kinds of column (age absent or null in a fifth of them), a class
-    label and a numeric target that depend on all columns."""
-    rng = random.Random(seed)
-    rows, labels, targets = [], [], []
-    for _ in range(n):
-        city, income, vip = rng.choice(CITIES), rng.gauss(50, 15), rng.random() < 0.3
-        row: dict = {"income": round(income, 2), "city": city, "vip": vip}
-        channel = rng.choice(["web", "shop", "phone", None])  # an optional categorical: null or absent
-        if channel is not None or rng.random() < 0.5:
-            row["channel"] = channel
-        u = rng.random()
-        if u < 0.8:
-            row["age"] = round(rng.uniform(18, 80), 1)
-        elif u < 0.9:
-            row["age"] = None
-        score = ((income - 50) / 15 + (1.5 if city in ("Oslo", "Lima") else -1.0) + (1.0 if vip else 0.0)
-                 + (0.5 if channel == "web" else 0.0))
-        rows.append(row)
-        labels.append("yes" if score + rng.gauss(0, 0.5) > 0 else "no")
-        targets.append(round(10 * score + rng.gauss(0, 1), 3))
-    return rows, labels, targets
 
 
 def _learn(name: str, spec, rows: list[dict], ys: list):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from service.model_holder import ModelHolder, build_champion
 from service.oip import tensors
 from service.prediction_log import KafkaEventLog
 from service.validation import TensorInput
+from tests.tables import table
 from training.learners.base import Learner, PickleSnapshot
 from training.learners.candidates import build_candidates
 from training.registry import LoadedVersion, Registry
@@ -31,31 +31,6 @@ from training.rows import RowValidator
 from training.spec import ModelSpec, Task, infer_spec, numeric_spec
 
 MODEL = "tab"
-CITIES = ["Oslo", "Rome", "Lima", "Pune"]
-
-
-def table(n: int, seed: int) -> tuple[list[dict], list[str], list[float]]:
-    """Rows with a numeric, an optional numeric (absent or null), a categorical and a boolean
-    column; a class label and a numeric target that depend on all of them."""
-    rng = random.Random(seed)
-    rows, labels, targets = [], [], []
-    for _ in range(n):
-        city, income, vip = rng.choice(CITIES), rng.gauss(50, 15), rng.random() < 0.3
-        row: dict = {"income": round(income, 2), "city": city, "vip": vip}
-        channel = rng.choice(["web", "shop", "phone", None])  # an optional categorical: null or absent
-        if channel is not None or rng.random() < 0.5:
-            row["channel"] = channel
-        u = rng.random()
-        if u < 0.8:
-            row["age"] = round(rng.uniform(18, 80), 1)
-        elif u < 0.9:
-            row["age"] = None
-        score = ((income - 50) / 15 + (1.5 if city in ("Oslo", "Lima") else -1.0) + (1.0 if vip else 0.0)
-                 + (0.5 if channel == "web" else 0.0))
-        rows.append(row)
-        labels.append("yes" if score + rng.gauss(0, 0.5) > 0 else "no")
-        targets.append(round(10 * score + rng.gauss(0, 1), 3))
-    return rows, labels, targets
 
 
 @pytest.fixture(scope="module")
