@@ -9,7 +9,8 @@ from service.cli_support import add_stream_flag
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="the closed loop on embedded defaults against a drifting stream",
+        "demo", help="the closed loop on embedded defaults against a drifting stream "
+                     "(classification, or regression with --stream friedman-drift)",
         description="Start the local broker, bootstrap a model on the first part of a drifting stream, "
                     "start the trainer and the service, then drive /predict traffic and send the true "
                     "labels back through /feedback after a delay. Shows a live status, then writes a "
@@ -20,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap-events", type=int, default=2_000, help="events for the first champion (default 2000)")
     p.add_argument("--rate", type=float, default=150.0, help="events per second through /predict (default 150)")
     p.add_argument("--label-delay", type=float, default=2.0, help="seconds before each label is sent back (default 2)")
-    p.add_argument("--candidates", default="logreg,hat,arf", help="learners (default logreg,hat,arf)")
+    p.add_argument("--candidates", default=None,
+                   help="learners (default: the task's, logreg,hat,arf or linear,hat,arf for a regression stream)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
     p.add_argument("--workdir", default=".perennial/demo", help="registry, checkpoints and logs (wiped at start)")
     p.add_argument("--json", dest="json_path", default="demo.json", help="result JSON (default demo.json)")

@@ -3,10 +3,12 @@
 1. start the embedded broker;
 2. bootstrap a model on the first part of a drifting stream (`perennial bootstrap`);
 3. start the trainer (`perennial train`) and the service (`perennial serve`);
-4. drive traffic like an application: ``/predict``, then the true label to ``/feedback``
-   after a delay — the trainer learns only from what came through the service;
+4. drive traffic like an application: ``/predict``, then the true label (regression: the
+   true value) to ``/feedback`` after a delay — the trainer learns only from what came
+   through the service;
 5. show a live status line and the events that matter (`service.demo.terminal`), then a
-   summary, the JSON (replay's fields plus ``served_versions``) and a PNG timeline.
+   summary, the JSON (replay's fields plus ``served_versions``) and a PNG timeline, all in
+   the task's metrics: accuracy for classification, MAE (RMSE, R²) for regression.
 
 Every process it starts is stopped at the end, on failure and on Ctrl-C (`ProcessGroup`).
 Every process it starts listens on 127.0.0.1 only: a demo serves the local machine.
@@ -32,8 +34,10 @@ from service.demo.terminal import DemoTerminal, EventFeed, legend, logs_to_file
 from service.demo.traffic import TrafficDriver
 from streaming.broker import free_port, wait_until_ready
 from training.baselines import Baselines
-from training.evaluation import PrequentialMetrics
+from training.evaluation import PrequentialMetrics, RegressionMetrics
+from training.learners.candidates import DEFAULT_CANDIDATES
 from training.registry import Registry, VersionNotFoundError
+from training.spec import Task
 from training.streams import iter_stream, stream_info
 from training.streams.tabular import drift_positions
 
@@ -45,11 +49,14 @@ class DemoConfig:
     """Defaults finish in about five minutes on two cores.
 
     Attributes:
-        stream: drifting stream to serve and learn (built-in name or CSV path).
+        stream: drifting stream to serve and learn (built-in name or CSV path); a
+            regression stream (``friedman-drift``) runs the same loop scored by error.
         events: total events, bootstrap part included.
         bootstrap_events: events the first champion is trained on, offline.
         rate: target events per second through ``/predict``.
         batch: instances per ``/predict`` request.
+        candidates: learners, comma-separated; None: the task's defaults
+            (``logreg,hat,arf`` or ``linear,hat,arf``).
         label_delay_s: seconds between a prediction and its label arriving as feedback.
         window: events per window on the timeline.
         workdir: registry, checkpoints and process logs (wiped at start).
@@ -61,7 +68,7 @@ class DemoConfig:
     bootstrap_events: int = 2_000
     seed: int = 42
     model: str = "demo"
-    candidates: str = "logreg,hat,arf"
+    candidates: str | None = None
     rate: float = 150.0
     batch: int = 10
     label_delay_s: float = 2.0
@@ -101,23 +108,25 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, term: DemoTermina
     wait_until_ready(servers, timeout_s=60, process=broker)
 
     term.status(f"bootstrapping '{config.model}' on the first {config.bootstrap_events:,} events of {config.stream}")
+    chosen = ("--candidates", config.candidates) if config.candidates else ()
     code = procs.perennial("bootstrap", "bootstrap", "--stream", config.stream, "--model", config.model,
                            "--registry", str(registry_dir), "--events", str(config.bootstrap_events),
-                           "--seed", str(config.seed), "--candidates", config.candidates).wait()
+                           "--seed", str(config.seed), *chosen).wait()
     if code != 0:
         raise RuntimeError(f"bootstrap failed (exit {code}); see {logs / 'bootstrap.log'}")
     procs.children = [(n, p) for n, p in procs.children if n != "bootstrap"]
     registry = Registry(registry_dir)
     first = registry.load(config.model, "champion")
+    task = first.learner.task
+    score = _score_name(task)
     term.status(f"champion v{first.info.version}: {first.info.learner} "
-                f"(validation accuracy {first.info.metrics.get('accuracy', 0):.3f})")
-    term.status(legend(config.candidates))
+                f"(validation {score} {first.info.metrics.get(score.lower(), 0):.3f})")
+    term.status(legend(config.candidates or ",".join(DEFAULT_CANDIDATES[task])))
 
     term.status("starting the trainer and the service (127.0.0.1 only)")
     procs.perennial("trainer", "train", "--model", config.model, "--bootstrap-servers", servers,
                     "--registry", str(registry_dir), "--checkpoint-dir", str(checkpoints),
-                    "--metrics-port", str(metrics_port), "--candidates", config.candidates,
-                    env=config.trainer_env)
+                    "--metrics-port", str(metrics_port), *chosen, env=config.trainer_env)
     procs.perennial("service", "serve", "--registry", str(registry_dir), "--host", "127.0.0.1",
                     "--port", str(http_port), "--grpc-port", str(grpc_port), "--bootstrap-servers", servers)
     base_url = f"http://127.0.0.1:{http_port}"
@@ -127,29 +136,34 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, term: DemoTermina
 
     events = list(iter_stream(config.stream, config.events, config.seed))[config.bootstrap_events:]
     baselines = Baselines(first.learner, config.window, delay=int(config.rate * config.label_delay_s))
-    driver = TrafficDriver(base_url, config.model, batch=config.batch, rate=config.rate,
+    driver = TrafficDriver(base_url, config.model, task=task, batch=config.batch, rate=config.rate,
                            label_delay_s=config.label_delay_s)
     windows: list[dict[str, Any]] = []
-    served_metrics = PrequentialMetrics(config.window)
-    acc = {"served": 0, "static": 0, "online_only": 0, "n": 0}
+    served_metrics: PrequentialMetrics | RegressionMetrics = (
+        RegressionMetrics(config.window) if task is Task.REGRESSION else PrequentialMetrics(config.window))
+    key = score.lower()  # the windows' keys: accuracy / static_accuracy ..., or mae / static_mae ...
+    acc = {"served": 0.0, "static": 0.0, "online_only": 0.0, "n": 0}
     last_status = [0.0, TrainerStatus()]
     feed = EventFeed(registry, config.model)
 
     def on_event(i, x, y, prediction) -> None:
-        proba = prediction.get("probabilities") or {}
-        served_metrics.update(str(y), str(prediction["label"]),
-                              {str(k): v for k, v in proba.items()} if isinstance(proba, dict) else None)
-        base = baselines.step(x, y)
-        acc["served"] += driver.served.correct[-1]
+        if isinstance(served_metrics, RegressionMetrics):
+            served_metrics.update(float(y), float(prediction["value"]))
+        else:
+            proba = prediction.get("probabilities") or {}
+            served_metrics.update(str(y), str(prediction["label"]),
+                                  {str(k): v for k, v in proba.items()} if isinstance(proba, dict) else None)
+        base = baselines.step(x, y)  # True/False per baseline, or its absolute error
+        acc["served"] += driver.served.scores[-1]
         acc["static"] += base["static"]
         acc["online_only"] += base["online_only"]
         acc["n"] += 1
         if acc["n"] == config.window:
-            windows.append({"end": config.bootstrap_events + i + 1, "accuracy": acc["served"] / acc["n"],
-                            "static_accuracy": acc["static"] / acc["n"],
-                            "online_only_accuracy": acc["online_only"] / acc["n"],
+            windows.append({"end": config.bootstrap_events + i + 1, key: acc["served"] / acc["n"],
+                            f"static_{key}": acc["static"] / acc["n"],
+                            f"online_only_{key}": acc["online_only"] / acc["n"],
                             "served_version": driver.served.versions[-1]})
-            acc.update(served=0, static=0, online_only=0, n=0)
+            acc.update(served=0.0, static=0.0, online_only=0.0, n=0)
 
     def on_tick() -> None:
         now = time.monotonic()
@@ -161,9 +175,8 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, term: DemoTermina
         for kind, text in feed.new_events(status):
             term.event(kind, text)
         served = driver.served
-        recent = served.correct[-config.window:]
-        term.status(f"{len(served.correct):>6,}/{len(events):,} served v{served.versions[-1]} "
-                    f"acc {sum(recent) / max(1, len(recent)):.3f} | "
+        term.status(f"{len(served.scores):>6,}/{len(events):,} served v{served.versions[-1]} "
+                    f"{score} {served.recent(config.window):.3f} | "
                     f"{status.line(champion_fallback=registry.alias(config.model, 'champion'))}")
 
     started = time.monotonic()
@@ -171,9 +184,9 @@ def _run(config, info, procs, registry_dir, checkpoints, logs, term: DemoTermina
         served = driver.run(events, on_event=on_event, on_tick=on_tick)
     finally:
         driver.close()
-    term.status(f"sent {len(served.correct):,} predictions and their labels in {time.monotonic() - started:.0f} s; "
+    term.status(f"sent {len(served.scores):,} predictions and their labels in {time.monotonic() - started:.0f} s; "
                 "waiting for the trainer to catch up")
-    status = _catch_up(procs, metrics_url, config, len(served.correct), term)
+    status = _catch_up(procs, metrics_url, config, len(served.scores), term)
     for kind, text in feed.new_events(status):
         term.event(kind, text)
     return _result(config, info, registry, served, served_metrics, baselines, windows, status,
@@ -211,7 +224,10 @@ def _catch_up(procs, metrics_url, config, sent: int, term: DemoTerminal) -> Trai
 
 
 def _result(config, info, registry, served, served_metrics, baselines, windows, status, elapsed) -> dict[str, Any]:
-    n = len(served.correct)
+    n = len(served.scores)
+    regression = served.task is Task.REGRESSION
+    keys = ("mae", "rmse", "r2") if regression else ("accuracy", "precision", "recall", "f1_macro", "log_loss")
+    window_key = "window_mae" if regression else "window_accuracy"
     first_seen: dict[int, int] = {}
     for i, v in enumerate(served.versions):
         first_seen.setdefault(v, config.bootstrap_events + i)
@@ -244,13 +260,13 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
     total = config.events
     return {
         "stream": config.stream,
+        "task": served.task.value,
         "seed": config.seed,
         "events": n,
         "bootstrap_events": config.bootstrap_events,
         "events_per_second": n / elapsed if elapsed else 0.0,
         "elapsed_seconds": elapsed,
-        "prequential": {k: v for k, v in served_metrics.summary().items()
-                        if k in ("accuracy", "precision", "recall", "f1_macro", "log_loss")},
+        "prequential": {k: v for k, v in served_metrics.summary().items() if k in keys},
         "window": config.window,
         "windows": windows,
         "true_drifts": drift_positions(total, info.n_phases) if info.n_phases > 1 else [],
@@ -258,7 +274,7 @@ def _result(config, info, registry, served, served_metrics, baselines, windows, 
         "promotions": [p for p in promotions if "refresh" not in p["reason"]],
         "rollbacks": rollbacks,
         "baselines": baselines.summary(),
-        "learners": {lid: {"role": role, "window_accuracy": a} for lid, (role, a) in status.learners.items()},
+        "learners": {lid: {"role": role, window_key: a} for lid, (role, a) in status.learners.items()},
         "served_versions": served.versions_in_order(),
         "failed_requests": served.failed_requests,
         "feedback_sent": served.feedback_sent,
@@ -277,13 +293,31 @@ def _served_again(versions: list[int], to: int, first_seen: dict[int, int], roll
     return None
 
 
+def _score_name(task: Task) -> str:
+    """The one number the status line and the summary lead with: higher or lower is better."""
+    return "MAE" if task is Task.REGRESSION else "accuracy"
+
+
+def _scores(metrics: dict[str, float]) -> str:
+    """The summary's scores of one row, in the task's metrics.
+
+    >>> _scores({"mae": 2.0, "rmse": 2.5, "r2": 0.5})
+    'MAE 2.0000  RMSE 2.5000  R² 0.5000'
+    >>> _scores({"accuracy": 0.9, "f1_macro": 0.8})
+    'accuracy 0.9000'
+    """
+    if "mae" in metrics:
+        return f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R² {metrics['r2']:.4f}"
+    return f"accuracy {metrics['accuracy']:.4f}"
+
+
 def summary(result: dict[str, Any]) -> str:
     lines = [
         f"\n{result['stream']}: {result['events']:,} events served and learned in {result['elapsed_seconds']:.0f} s",
-        f"  served by Perennial        accuracy {result['prequential']['accuracy']:.4f}",
+        f"  served by Perennial        {_scores(result['prequential'])}",
     ]
     for name, b in result["baselines"].items():
-        lines.append(f"  baseline {name:<17} accuracy {b['accuracy']:.4f}")
+        lines.append(f"  baseline {name:<17} {_scores(b)}")
     t = result["trainer"]
     lines.append(f"  trainer: learned {t['learned']:,.0f}, drifts {t['drifts']:.0f}, "
                  f"promotions {t['promotions']:.0f}, rollbacks {t['rollbacks']:.0f}")

@@ -15,7 +15,8 @@ class TrainerStatus:
     promotions: float = 0
     rollbacks: float = 0
     champion_version: str | None = None
-    learners: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (role, window acc)
+    # id -> (role, window accuracy; regression: window MAE)
+    learners: dict[str, tuple[str, float]] = field(default_factory=dict)
     drifts_by_learner: dict[str, float] = field(default_factory=dict)
 
     def line(self, champion_fallback: int | None = None) -> str:
@@ -56,6 +57,6 @@ def scrape(url: str, model: str, timeout_s: float = 2.0) -> TrainerStatus | None
                 status.rollbacks = sample.value
             elif name == "perennial_champion_info" and sample.value == 1:
                 status.champion_version = labels.get("version")
-            elif name == "perennial_online_accuracy":
+            elif name in ("perennial_online_accuracy", "perennial_online_mae"):
                 status.learners[labels["learner"]] = (labels["role"], sample.value)
     return status

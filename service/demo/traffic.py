@@ -3,7 +3,8 @@
 `TrafficDriver.run` sends ``/predict`` requests in small batches at a target rate, keeps what
 was served (prediction id, label, version), and posts each true label to ``/feedback`` after
 ``label_delay_s``. It scores what was served against the truth as it goes, so the demo
-reports the accuracy users actually got — not a learner's accuracy inside the trainer.
+reports the accuracy (regression: the absolute error) users actually got — not a learner's
+score inside the trainer.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from typing import Any
 import httpx
 
 from training.learners.base import Label
+from training.spec import Task
 
 
 @dataclass
 class Served:
-    """What users got, event by event."""
+    """What users got, event by event: ``scores`` holds 1.0 for a right class and 0.0 for a
+    wrong one (classification) or the absolute error of the served value (regression)."""
 
-    correct: list[bool] = field(default_factory=list)
+    task: Task = Task.CLASSIFICATION
+    scores: list[float] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     failed_requests: int = 0
     feedback_sent: int = 0
@@ -31,13 +35,18 @@ class Served:
     def versions_in_order(self) -> list[int]:
         return list(dict.fromkeys(self.versions))
 
+    def recent(self, n: int) -> float:
+        """Mean score of the last ``n`` served events: accuracy, or MAE for regression."""
+        tail = self.scores[-n:]
+        return sum(tail) / len(tail) if tail else 0.0
+
 
 class TrafficDriver:
-    def __init__(self, base_url: str, model: str, *, batch: int = 10, rate: float = 200.0,
-                 label_delay_s: float = 2.0, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, model: str, *, task: Task = Task.CLASSIFICATION, batch: int = 10,
+                 rate: float = 200.0, label_delay_s: float = 2.0, timeout_s: float = 30.0) -> None:
         self.model, self.batch, self.rate, self.label_delay_s = model, batch, rate, label_delay_s
         self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
-        self.served = Served()
+        self.served = Served(task)
         self._due: collections.deque[tuple[float, list[dict[str, Any]]]] = collections.deque()
 
     def run(self, events: Iterable[tuple[dict[str, float], Label]],
@@ -75,7 +84,7 @@ class TrafficDriver:
         version = answer["version"]
         feedback = []
         for (x, y), prediction in zip(batch, answer["predictions"], strict=True):
-            self.served.correct.append(_same(prediction["label"], y))
+            self.served.scores.append(_score(self.served.task, prediction, y))
             self.served.versions.append(version)
             feedback.append({"model": self.model, "prediction_id": prediction["prediction_id"], "label": y})
             if on_event:
@@ -107,6 +116,10 @@ class TrafficDriver:
         self.client.close()
 
 
-def _same(served: Any, truth: Label) -> bool:
-    """Labels cross JSON: 1 and "1" are the same class."""
-    return served == truth or str(served) == str(truth)
+def _score(task: Task, prediction: dict[str, Any], truth: Label) -> float:
+    """1.0 or 0.0 for a served class (labels cross JSON: 1 and "1" are the same class); the
+    absolute error of a served value."""
+    if task is Task.REGRESSION:
+        return abs(float(prediction["value"]) - float(truth))
+    served = prediction["label"]
+    return 1.0 if served == truth or str(served) == str(truth) else 0.0

@@ -70,6 +70,24 @@ def test_short_demo_serves_learns_and_cleans_up(tmp_path: Path):
     assert leftovers(tmp_path, out) == []
 
 
+@pytest.mark.slow
+def test_regression_demo_serves_values_and_beats_the_frozen_model(tmp_path: Path):
+    proc = demo(tmp_path, "--stream", "friedman-drift", "--events", "7000", "--bootstrap-events", "1000",
+                "--rate", "300", "--label-delay", "0.5", "--candidates", "linear,hat")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    result = json.loads((tmp_path / "demo.json").read_text())
+    assert result["task"] == "regression"
+    assert result["events"] == 6000 and result["trainer"]["learned"] == 6000
+    assert set(result["prequential"]) == {"mae", "rmse", "r2"}
+    assert set(result["baselines"]["static"]) == {"mae", "rmse", "r2"}
+    assert result["prequential"]["mae"] < result["baselines"]["static"]["mae"], "served values beat the frozen model"
+    assert all("mae" in w and "static_mae" in w for w in result["windows"])
+    assert "served by Perennial        MAE " in out and " MAE " in out.split("service ready", 1)[1]
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
+    assert leftovers(tmp_path, out) == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_every_process(tmp_path: Path, signum: int):
     proc = demo(tmp_path, "--events", "200000", "--candidates", "logreg")
