@@ -8,12 +8,15 @@ marked where they happened.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers or CI
+# its first import on a machine builds a font cache and says so at INFO: not a user's concern
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 
 
