@@ -22,8 +22,12 @@ prometheus:
 lint: venv
 	$(VENV)/bin/ruff check training streaming service tests benchmarks
 
+# Two workers: the integration tests in order on one, the in-process tests on the other
+# (tests/conftest.py says why); PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+
 test: venv prometheus lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: venv
 	$(PY) -m pytest -m "not integration and not slow"

@@ -11,6 +11,18 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs two pytest-xdist workers with ``--dist loadgroup``: every integration
+    test goes to one worker, in file order, one at a time — they start brokers, trainers and
+    servers and some of them time kills between checkpoints — while the other worker takes
+    the in-process tests (the long replays are CPU-bound). On two cores that halves the wait
+    without running two process-heavy tests side by side."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.xdist_group("integration"))
+
+
 MODEL = "agr"
 STREAM = "agrawal"
 BOOTSTRAP_EVENTS = 500

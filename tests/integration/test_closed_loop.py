@@ -92,8 +92,12 @@ class Loop:
                              env={**FAST_LOOP, **env})
         wait(lambda: _get(f"http://127.0.0.1:{self.metrics}/metrics"), "trainer metrics", 120, self.procs)
 
-    def drive_until(self, condition, what: str, max_events: int) -> None:
-        """Send traffic (predictions, then labels through /feedback) until ``condition()``."""
+    def drive_until(self, condition, what: str, max_events: int, drain_s: float = 180.0) -> None:
+        """Send traffic (predictions, then labels through /feedback) until ``condition()``.
+
+        After ``max_events`` the trainer may still be behind what was sent (a loaded machine
+        learns slower than the traffic arrives): wait up to ``drain_s`` for it to catch up
+        before calling the budget spent."""
         driver = TrafficDriver(self.base, MODEL, batch=20, rate=400, label_delay_s=0.5)
         sent = 0
         try:
@@ -108,7 +112,11 @@ class Loop:
         finally:
             driver.close()
         self.served_versions += driver.served.versions
-        raise AssertionError(f"no {what} after {sent} events; served {sorted(set(self.served_versions))}")
+        try:
+            wait(condition, f"{what} once the trainer learned the {sent} events sent", drain_s, self.procs)
+        except AssertionError as e:
+            raise AssertionError(f"no {what} after {sent} events; served {sorted(set(self.served_versions))}"
+                                 ) from e
 
 
 def _get(url: str) -> bool:
