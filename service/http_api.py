@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +22,15 @@ from starlette.routing import Route
 from service.dataplane import DataPlane
 from service.errors import Kind, ServingError
 from service.oip import tensors
+
+
+class FastJSONResponse(JSONResponse):
+    """`JSONResponse` rendered by pydantic-core's Rust encoder (several times ``json.dumps``
+    on a response of many predictions); a non-finite number is written as null."""
+
+    def render(self, content: object) -> bytes:
+        return to_json(content, inf_nan_mode="null")
+
 
 GetPlane = Callable[[], DataPlane]
 Handler = Callable[[Request, DataPlane], Awaitable[Response]]
@@ -88,7 +98,7 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
             raise plane.refuse(e, None, "http") from None
         if not isinstance(body, dict):
             raise plane.refuse(ServingError(Kind.MALFORMED, "body must be a JSON object {model, instances}"), None, "http")
-        return JSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
+        return FastJSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
 
     async def feedback(request: Request, plane: DataPlane) -> Response:
         # who may send, and as what, before anything about the body is looked at
@@ -157,7 +167,7 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
         except ServingError as e:
             raise plane.refuse(e, model, "http") from None
         result = await plane.infer_inputs(model, req.inputs, req.missing, version, "http")
-        return JSONResponse(encode_infer_response(result, req))
+        return FastJSONResponse(encode_infer_response(result, req))
 
     routes = [
         route("/predict", predict, "POST"),

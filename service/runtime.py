@@ -39,6 +39,7 @@ class Runtime:
             drift_every=settings.drift_every,
             device=settings.device,
             idle_wait=settings.batch_idle_wait,
+            batching=settings.batching,
         )
         self.holder = ModelHolder(self.registry, build, self.metrics, settings.watch_interval_s,
                                   retry_s=settings.champion_retry_s)
@@ -51,6 +52,7 @@ class Runtime:
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
             retry_after_s=settings.retry_after_s,
+            max_record_bytes=settings.max_record_bytes,
         )
         self.plane = DataPlane(
             self.holder,
