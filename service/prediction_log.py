@@ -256,8 +256,11 @@ class KafkaEventLog:
                 self._send_prediction(model, value, count if len(values) == 1 else prediction_count(value))
 
     def _send_prediction(self, model: str, value: bytes, count: int) -> None:
+        # A healthy producer takes new records even while the spool still holds old ones: the
+        # join does not need predictions in order, and under steady load a spool that must
+        # be empty first would keep every record on the detour through the disk.
         producer = self._producer
-        if producer is None or not self._healthy or self.predictions.pending:
+        if producer is None or not self._healthy:
             self._spool_prediction(model, value, count)
             self._wake.set()
             return
