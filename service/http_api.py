@@ -10,10 +10,9 @@ cover mounted routes), ``/metrics``, health probes and the adaptive batching eng
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,8 +57,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> object:
     if not body:
         raise ServingError(Kind.MALFORMED, "request body is empty; send a JSON object")
-    try:
-        return json.loads(body)
+    try:  # pydantic-core's Rust parser: json.loads' values (NaN, big ints), ~3x faster
+        return from_json(body)
     except (ValueError, RecursionError) as e:
         raise ServingError(Kind.MALFORMED, f"request body is not valid JSON: {e}") from None
 
