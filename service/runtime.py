@@ -22,12 +22,20 @@ from training.registry import Registry
 log = logging.getLogger(__name__)
 
 
+def _multiprocess_dir() -> bool:
+    """Whether prometheus_client writes values to multiprocess files (BentoML's workers do)."""
+    import os
+
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 class Runtime:
     """Everything one serving process holds: metrics, registry, champions, Kafka, gRPC."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.metrics = build_service_metrics()
+        # several workers: one scrape must count them all (`service.metrics_exposition`)
+        self.metrics = build_service_metrics(shared=settings.workers > 1 and _multiprocess_dir())
         key = settings.registry_key.get_secret_value() if settings.registry_key else None
         self.registry = Registry(settings.registry_dir, key=key)
         build = functools.partial(
