@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from streaming.schemas import Reason
+
+if TYPE_CHECKING:
+    from kafka import TopicPartition
 
 log = logging.getLogger(__name__)
 Identity = tuple[str, int, int]  # the source record's (topic, partition, offset)
@@ -92,17 +95,36 @@ class DeadLetterSink(Protocol):
     def recall(self, model: str) -> set[Identity]: ...
 
 
+class RecordMetadata(Protocol):
+    """Where an acknowledged record landed (kafka-python's ``RecordMetadata``)."""
+
+    partition: int
+    offset: int
+
+
+class SendFuture(Protocol):
+    def get(self, timeout: float | None = None) -> RecordMetadata: ...
+
+
+class LetterProducer(Protocol):
+    """The part of a kafka-python ``KafkaProducer`` dead letters use."""
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]]) -> SendFuture: ...
+    def flush(self) -> None: ...
+
+
 class KafkaDeadLetters:
     """Produces dead letters to ``<model>.feedback.dlq`` with a kafka-python producer, and
     reads them back (a consumer of its own, no group) when an ownership starts."""
 
-    def __init__(self, producer: Any, topic: str, bootstrap_servers: str = "", *,
+    def __init__(self, producer: LetterProducer, topic: str, bootstrap_servers: str = "", *,
                  recall_max: int = 100000, timeout_s: float = 60.0) -> None:
         self._producer = producer
         self.topic = topic
         self._bootstrap = bootstrap_servers
         self.recall_max, self.timeout_s = recall_max, timeout_s
-        self._pending: list[Any] = []
+        self._pending: list[SendFuture] = []
         self._ends: dict[int, int] = {}
 
     def send(self, letter: DeadLetter) -> None:
@@ -146,7 +168,7 @@ class KafkaDeadLetters:
                     start = max(begins[tp], ends[tp] - self.recall_max)
                 consumer.seek(tp, start)
             found: set[Identity] = set()
-            caught_up: set[Any] = set()
+            caught_up: set[TopicPartition] = set()
             while len(caught_up) < len(tps):  # to the high watermark the fetches report
                 if time.monotonic() - started > self.timeout_s:
                     raise DeadLetterError(f"could not read {self.topic} back within {self.timeout_s:g}s "

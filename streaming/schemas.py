@@ -33,16 +33,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from training.rows import RowError, RowProblem, RowValidator
-from training.spec import FeatureSpec, ModelSpec, TargetSpec, Task
+from training.spec import FeatureSpec, ModelSpec, TargetSpec, Task, Value
+
+if TYPE_CHECKING:
+    from training.system import LearningSystem
 
 Label = str | int | bool
 MAX_ID_LENGTH = 256
@@ -136,6 +139,9 @@ class PredictionBatchWire(BaseModel):
     values: list[float] | None = None  # a regressor's served value per prediction
 
 
+WireT = TypeVar("WireT", FeedbackWire, PredictionWire, PredictionBatchWire)
+
+
 @dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
 class Feedback:
     """A validated feedback event; `features` is None for label-only feedback (join needed)."""
@@ -143,7 +149,7 @@ class Feedback:
     event_id: str
     model: str
     label: Label | float
-    features: dict[str, Any] | None
+    features: dict[str, Value] | None
     prediction_id: str | None
     timestamp: float | None
 
@@ -156,7 +162,7 @@ class Prediction:
     prediction_id: str
     model: str
     version: int | None
-    features: dict[str, Any]
+    features: dict[str, Value]
     label: Label | float | None
     timestamp: float
 
@@ -204,7 +210,8 @@ class ModelSchema:
             object.__setattr__(self, "feature_names", spec.feature_names)
 
     @classmethod
-    def from_system(cls, system: Any, *, accept_new_classes: bool = False, **limits: Any) -> ModelSchema:
+    def from_system(cls, system: LearningSystem, *, accept_new_classes: bool = False,
+                    **limits: int | bool) -> ModelSchema:
         spec: ModelSpec | None = system.spec
         if spec is None:
             return cls(system.model, **limits)
@@ -235,7 +242,8 @@ class ModelSchema:
     def task(self) -> Task:
         return self.spec.task if self.spec is not None else Task.CLASSIFICATION
 
-    def check_features(self, raw: Mapping[str, Any] | Sequence[Any], where: str = "features") -> dict[str, Any]:
+    def check_features(self, raw: Mapping[str, object] | Sequence[object],
+                       where: str = "features") -> dict[str, Value]:
         """A validated raw row (spec order, None for missing); returns a fresh dict."""
         if len(raw) > self.max_features:
             raise InvalidEvent(
@@ -256,7 +264,7 @@ class ModelSchema:
         except RowError as e:
             raise _row_event(e, where, self.model) from None
 
-    def check_label(self, label: Any) -> Label | float:
+    def check_label(self, label: object) -> Label | float:
         validator = self.validator
         if validator is None:
             if type(label) not in (str, int, bool):
@@ -309,7 +317,7 @@ def _row_event(e: RowError, where: str, model: str) -> InvalidEvent:
     return InvalidEvent(_ROW_REASONS[e.problem], detail)
 
 
-def _all_finite(values: Any) -> bool:
+def _all_finite(values: Iterable[object]) -> bool:
     """True when every value is a finite number: their sum is finite (NaN and infinity
     propagate). False also when the sum overflows or a value is not a number; the caller
     then checks value by value, which names the culprit or accepts the large finite ones."""
@@ -319,7 +327,7 @@ def _all_finite(values: Any) -> bool:
         return False
 
 
-def _finite(value: Any, where: str) -> float:
+def _finite(value: object, where: str) -> float:
     if type(value) not in (int, float):
         raise InvalidEvent(Reason.WRONG_TYPE, f"{where} is {type(value).__name__} {_short(value)}; "
                            "features must be finite numbers")
@@ -439,7 +447,7 @@ def decode_event(raw: bytes | None, schema: ModelSchema,
         return e
 
 
-def _parse(cls: type[BaseModel], raw: bytes | None, schema: ModelSchema, limit: int | None = None) -> Any:
+def _parse(cls: type[WireT], raw: bytes | None, schema: ModelSchema, limit: int | None = None) -> WireT:
     if raw is None:
         raise InvalidEvent(Reason.NOT_JSON, "record has no value (a tombstone); expected a JSON object")
     schema.check_size(raw, limit)
