@@ -34,8 +34,29 @@ def _share_bentoml_log_handlers(*names: str) -> None:
             logger.propagate = False
 
 
+
+_SETTINGS = ServiceSettings()
+
+
+def bentoml_config(settings: ServiceSettings) -> dict:
+    """What Perennial asks of BentoML's per-request machinery, as ``@bentoml.service`` config.
+
+    BentoML's request metrics stay on (``bentoml_service_request_*``: the dashboards and the
+    5xx alert read them). Its access log follows ``PERENNIAL_ACCESS_LOG`` (off by default):
+    it must be set here, in the service's own config — a 1.4 service's ``logging`` default
+    overrides ``api_server.logging`` given through ``BENTOML_CONFIG_OPTIONS``. Its
+    OpenTelemetry middleware cannot be left out by configuration, but with
+    ``PERENNIAL_TRACING`` off every URL is excluded from it, so it hands each request straight
+    on (no span, no context switch, no wrapped send/receive).
+    """
+    config: dict = {"logging": {"access": {"enabled": settings.access_log}}}
+    if not settings.tracing:
+        config["tracing"] = {"excluded_urls": [".*"]}
+    return config
+
+
 # Before BentoML builds the uvicorn server of this worker (it imports this module first).
-connection_guard.install(ServiceSettings().http_idle_timeout_s)
+connection_guard.install(_SETTINGS.http_idle_timeout_s)
 
 
 def _plane():
@@ -49,10 +70,11 @@ def _body_limit() -> int:
 @bentoml.asgi_app(build_http_app(_plane, _body_limit), path="/", name="perennial-routes")
 @bentoml.service(
     name="perennial",
-    workers=ServiceSettings().workers,
+    workers=_SETTINGS.workers,
     # No max_concurrency: BentoML would answer 503 above it. Overload is queued in the
     # batcher instead (see service/batching.py); the timeout only guards a stuck request.
     traffic={"timeout": 300},
+    **bentoml_config(_SETTINGS),
 )
 class Perennial:
     """One worker: a `Runtime` plus BentoML hooks for startup, shutdown, metrics, readiness."""

@@ -7,8 +7,10 @@ the adversarial pass). This guard gives every connection a deadline of ``timeout
 fires and no request has started since it was armed (and none is being answered), the
 connection is closed; otherwise it is armed again. A long request in progress is never cut.
 
-It wraps uvicorn's h11 protocol class in the worker process before the server starts
-(`service/bento.py` installs it at import, which BentoML does before it builds the server).
+It wraps uvicorn's HTTP protocol classes — httptools (what uvicorn picks when ``httptools``
+is installed, a Perennial dependency) and h11 (its fallback) — in the worker process before
+the server starts (`service/bento.py` installs it at import, which BentoML does before it
+builds the server).
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ _INSTALLED = {"timeout_s": None}
 
 
 def install(timeout_s: float) -> None:
-    """Wrap ``uvicorn``'s H11Protocol once per process (idempotent; the timeout can be changed)."""
+    """Wrap ``uvicorn``'s HTTP protocols once per process (idempotent; the timeout can be changed)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     _INSTALLED["timeout_s"] = timeout_s
-    if getattr(H11Protocol, "__perennial_guard__", False):
+    _guard(H11Protocol)
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools not installed: uvicorn serves with h11
         return
-    made, lost = H11Protocol.connection_made, H11Protocol.connection_lost
+    _guard(HttpToolsProtocol)
+
+
+def _guard(protocol_class: type) -> None:
+    if getattr(protocol_class, "__perennial_guard__", False):
+        return
+    made, lost = protocol_class.connection_made, protocol_class.connection_lost
 
     def connection_made(self, transport) -> None:  # noqa: ANN001
         made(self, transport)
@@ -39,9 +50,9 @@ def install(timeout_s: float) -> None:
             handle.cancel()
         lost(self, exc)
 
-    H11Protocol.connection_made = connection_made
-    H11Protocol.connection_lost = connection_lost
-    H11Protocol.__perennial_guard__ = True
+    protocol_class.connection_made = connection_made
+    protocol_class.connection_lost = connection_lost
+    protocol_class.__perennial_guard__ = True
 
 
 def _arm(protocol) -> None:  # noqa: ANN001

@@ -13,8 +13,8 @@ registry calls (admin, listing) run in a thread so a slow volume never stalls th
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,6 +57,27 @@ class InferResult:
     prediction_ids: list[str]
     labels: list = field(default_factory=list)
     values: np.ndarray | None = None  # [n] (regression)
+    index: np.ndarray | None = None  # [n] column of each label in champion.classes (classification)
+
+    def json_labels(self) -> list:
+        """`labels` as plain JSON values (numpy scalars converted once per class, not per row)."""
+        if self.index is None:
+            return [_json_label(label) for label in self.labels]
+        classes = [_json_label(c) for c in self.champion.classes]
+        return [classes[i] for i in self.index.tolist()]
+
+
+def prediction_ids(n: int) -> list[str]:
+    """``n`` unique prediction ids for one request: a random base (128 bits, from the OS) and
+    the instance's index, ``<32 hex>-<i>``; one random draw per request instead of a uuid4
+    per instance. /feedback takes them as any other id (`service.feedback_rules`)."""
+    base = os.urandom(16).hex()
+    if n > len(_SUFFIXES):
+        _SUFFIXES.extend(f"-{i}" for i in range(len(_SUFFIXES), n))
+    return [base + suffix for suffix in _SUFFIXES[:n]]
+
+
+_SUFFIXES: list[str] = [f"-{i}" for i in range(1024)]
 
 
 class DataPlane:
@@ -128,14 +149,15 @@ class DataPlane:
             raise self.refuse(e, model, transport) from None
         except Exception as e:
             raise self.internal(e, model, transport) from e
+        ids = result.prediction_ids
         if result.values is not None:
             predictions = [{"prediction_id": pid, "value": v}
-                           for pid, v in zip(result.prediction_ids, result.values.tolist(), strict=True)]
+                           for pid, v in zip(ids, result.values.tolist(), strict=True)]
         else:
             keys = [str(c) for c in champ.classes]
             predictions = [
-                {"prediction_id": pid, "label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))}
-                for pid, label, p in zip(result.prediction_ids, result.labels, result.probabilities.tolist(), strict=True)
+                {"prediction_id": pid, "label": label, "probabilities": dict(zip(keys, p, strict=True))}
+                for pid, label, p in zip(ids, result.json_labels(), result.probabilities.tolist(), strict=True)
             ]
         return {"model": champ.model, "version": champ.version, "predictions": predictions}
 
@@ -170,38 +192,36 @@ class DataPlane:
         finally:
             champ.release()
         n = len(batch)
-        ids = [uuid.uuid4().hex for _ in range(n)]
+        ids = prediction_ids(n)
         if champ.is_classification:
+            index = out.argmax(axis=1)
             classes = champ.classes
-            result = InferResult(champ, out, ids, [classes[int(i)] for i in out.argmax(axis=1)])
+            result = InferResult(champ, out, ids, [classes[i] for i in index.tolist()], index=index)
         else:
             result = InferResult(champ, None, ids, values=out)
         self.metrics.predictions.labels(model=champ.model, version=str(champ.version)).inc(n)
         self.issued.add(champ.model, ids)
         if self._log_predictions:
-            self.event_log.log_predictions(champ.model, self._records(champ, batch, result))
+            self.event_log.log_predictions(champ.model, self._record(champ, batch, result), n)
         return result
 
-    def _records(self, champ: Champion, batch: Batch, result: InferResult) -> list[dict]:
-        """Prediction-log records: the validated raw rows (null for missing) and the output."""
-        now = self._clock()
+    def _record(self, champ: Champion, batch: Batch, result: InferResult) -> dict:
+        """The request's one prediction-log record (`streaming.schemas.PredictionBatchWire`):
+        the validated raw rows (null for missing) and the outputs, as parallel lists."""
+        record = {
+            "model": champ.model,
+            "version": champ.version,
+            "timestamp": self._clock(),
+            "prediction_ids": result.prediction_ids,
+            "features": batch.rows,
+        }
         if result.values is not None:
-            outputs = [{"value": v} for v in result.values.tolist()]
+            record["values"] = result.values.tolist()
         else:
-            keys = [str(c) for c in champ.classes]
-            outputs = [{"label": _json_label(label), "probabilities": dict(zip(keys, p, strict=True))}
-                       for label, p in zip(result.labels, result.probabilities.tolist(), strict=True)]
-        return [
-            {
-                "prediction_id": pid,
-                "model": champ.model,
-                "version": champ.version,
-                "features": row,
-                "output": output,
-                "timestamp": now,
-            }
-            for pid, row, output in zip(result.prediction_ids, batch.rows, outputs, strict=True)
-        ]
+            record["labels"] = result.json_labels()
+            record["classes"] = [str(c) for c in champ.classes]
+            record["probabilities"] = result.probabilities.tolist()
+        return record
 
     # -- feedback ---------------------------------------------------------------------------
 

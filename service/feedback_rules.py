@@ -102,34 +102,78 @@ class IssuedPredictions:
 
     Bounded (oldest forgotten first). Per process: with several workers or replicas a label
     must reach the process that made the prediction, or come with a feedback token (README).
+    The ids of one request (``<base>-0`` … ``<base>-<n-1>``, `service.dataplane.prediction_ids`)
+    are kept as one entry, so remembering a request costs the same for 1 or 1,000 instances;
+    any other id is kept on its own.
 
     >>> ids = IssuedPredictions(capacity=2)
     >>> ids.add("m", ["a", "b", "c"]); ids.model_of("a"), ids.model_of("c")
     (None, 'm')
     >>> ids.consume(["c"]); ids.model_of("c") is None
     True
+    >>> ids = IssuedPredictions(capacity=10)
+    >>> ids.add("m", ["f00-0", "f00-1", "f00-2"]); ids.model_of("f00-2"), ids.model_of("f00-3"), ids.model_of("f00-01")
+    ('m', None, None)
+    >>> ids.consume(["f00-1"]); ids.model_of("f00-1"), ids.model_of("f00-0")
+    (None, 'm')
     """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._ids: OrderedDict[str, str] = OrderedDict()
+        # key -> [model, n, labeled indexes]: n == 0 for a single id, else the ids key-0 … key-(n-1)
+        self._ids: OrderedDict[str, list] = OrderedDict()
+        self._count = 0  # ids remembered (a range counts its n)
         self._lock = threading.Lock()
 
     def add(self, model: str, ids: Sequence[str]) -> None:
+        n = len(ids)
+        base = ids[0][:-2] if n and ids[0].endswith("-0") else None
         with self._lock:
-            for pid in ids:
-                self._ids[pid] = model
-            while len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
+            if base and (n == 1 or ids[-1] == f"{base}-{n - 1}"):
+                self._ids[base] = [model, n, set()]
+                self._count += n
+            else:
+                for pid in ids:
+                    if self._ids.get(pid) is None:
+                        self._count += 1
+                    self._ids[pid] = [model, 0, None]
+            while self._count > self.capacity and self._ids:
+                _, (_, size, _) = self._ids.popitem(last=False)
+                self._count -= max(size, 1)
+
+    def _find(self, prediction_id: str) -> tuple[list, int] | None:
+        """The entry of an issued, not yet labeled id and its index (-1 for a single id)."""
+        entry = self._ids.get(prediction_id)
+        if entry is not None and entry[1] == 0:
+            return entry, -1
+        base, _, index = prediction_id.rpartition("-")
+        entry = self._ids.get(base) if base else None
+        if entry is None or not index.isdigit() or (index != "0" and index[0] == "0"):
+            return None
+        i = int(index)
+        if i >= entry[1] or i in entry[2]:
+            return None
+        return entry, i
 
     def model_of(self, prediction_id: str) -> str | None:
+        if not isinstance(prediction_id, str):
+            return None
         with self._lock:
-            return self._ids.get(prediction_id)
+            found = self._find(prediction_id)
+            return found[0][0] if found else None
 
     def consume(self, ids: Sequence[str]) -> None:
         with self._lock:
             for pid in ids:
-                self._ids.pop(pid, None)
+                found = self._find(pid)
+                if found is None:
+                    continue
+                entry, i = found
+                if i < 0:
+                    del self._ids[pid]
+                    self._count -= 1
+                else:
+                    entry[2].add(i)
 
 
 class RateLimiter:

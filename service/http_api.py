@@ -10,9 +10,9 @@ cover mounted routes), ``/metrics``, health probes and the adaptive batching eng
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
+from pydantic_core import from_json, to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +21,15 @@ from starlette.routing import Route
 from service.dataplane import DataPlane
 from service.errors import Kind, ServingError
 from service.oip import tensors
+
+
+class FastJSONResponse(JSONResponse):
+    """`JSONResponse` rendered by pydantic-core's Rust encoder (several times ``json.dumps``
+    on a response of many predictions); a non-finite number is written as null."""
+
+    def render(self, content: object) -> bytes:
+        return to_json(content, inf_nan_mode="null")
+
 
 GetPlane = Callable[[], DataPlane]
 Handler = Callable[[Request, DataPlane], Awaitable[Response]]
@@ -48,8 +57,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> object:
     if not body:
         raise ServingError(Kind.MALFORMED, "request body is empty; send a JSON object")
-    try:
-        return json.loads(body)
+    try:  # pydantic-core's Rust parser: json.loads' values (NaN, big ints), ~3x faster
+        return from_json(body)
     except (ValueError, RecursionError) as e:
         raise ServingError(Kind.MALFORMED, f"request body is not valid JSON: {e}") from None
 
@@ -88,7 +97,7 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
             raise plane.refuse(e, None, "http") from None
         if not isinstance(body, dict):
             raise plane.refuse(ServingError(Kind.MALFORMED, "body must be a JSON object {model, instances}"), None, "http")
-        return JSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
+        return FastJSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
 
     async def feedback(request: Request, plane: DataPlane) -> Response:
         # who may send, and as what, before anything about the body is looked at
@@ -157,7 +166,7 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
         except ServingError as e:
             raise plane.refuse(e, model, "http") from None
         result = await plane.infer_inputs(model, req.inputs, req.missing, version, "http")
-        return JSONResponse(encode_infer_response(result, req))
+        return FastJSONResponse(encode_infer_response(result, req))
 
     routes = [
         route("/predict", predict, "POST"),

@@ -8,6 +8,13 @@ worker's stale series would linger. So `use_in_process_values` makes values of `
 metrics ordinary in-process floats (everything else stays as BentoML configured it), and the
 service's ``__metrics__`` hook appends Perennial's own registry to BentoML's text; names
 never collide (``perennial_`` versus ``bentoml_``).
+
+With several workers (``perennial serve --workers N``) a scrape reaches one of them, so
+in-process values would show that worker's counts only. There (`build_service_metrics`
+with ``shared=True``) Perennial's metrics stay in the multiprocess mmap files like
+BentoML's, BentoML's collector reads every worker's files, counters and histograms are
+summed, gauges combine by their ``multiprocess_mode`` (see `ServiceMetrics`), and the
+``__metrics__`` hook appends nothing (`append_exposition`).
 """
 
 from __future__ import annotations
@@ -38,14 +45,20 @@ def use_in_process_values() -> None:
         values.ValueClass = value_class
 
 
-def build_service_metrics() -> ServiceMetrics:
-    """`ServiceMetrics` in a fresh registry, with in-process values even in multiprocess mode."""
-    use_in_process_values()
-    return ServiceMetrics(CollectorRegistry())
+def build_service_metrics(shared: bool = False) -> ServiceMetrics:
+    """`ServiceMetrics` in a fresh registry: in-process values even in multiprocess mode, or
+    with ``shared`` (several workers) values in the multiprocess files, summed across workers."""
+    if not shared:
+        use_in_process_values()
+    metrics = ServiceMetrics(CollectorRegistry())
+    metrics.shared = shared
+    return metrics
 
 
 def append_exposition(bentoml_text: str, metrics: ServiceMetrics) -> str:
-    """BentoML's exposition followed by Perennial's."""
+    """BentoML's exposition followed by Perennial's (already in it when the metrics are shared)."""
+    if getattr(metrics, "shared", False):
+        return bentoml_text
     ours = generate_latest(metrics.registry).decode("utf-8")
     if bentoml_text and not bentoml_text.endswith("\n"):
         bentoml_text += "\n"

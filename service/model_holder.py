@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 import numpy as np
 
 from service.batch import Batch
@@ -40,6 +41,9 @@ from training.rows import RowValidator
 from training.spec import FeatureKind, ModelSpec, NumericStats, Task
 
 log = logging.getLogger(__name__)
+
+#: without a batcher, a forward of at most this many rows runs on the event loop itself
+INLINE_ROWS = 64
 
 
 @dataclass(eq=False)
@@ -56,6 +60,7 @@ class Champion:
     batcher: AdaptiveBatcher | None = None
     _inflight: int = 0
     _retired: bool = False
+    _threaded: int = 0  # forwards running in a worker thread (no batcher); event-loop thread only
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -67,6 +72,7 @@ class Champion:
         # the spec's class order when it fixes one (stable across promotions), else the learner's
         self.classes: list = list(spec.classes) if self.is_classification and spec.classes else learned
         self._rows_fn = None
+        self._limiter = anyio.CapacityLimiter(1)
         if self.is_classification and isinstance(self.learner, RowsPredictor):
             # columns of the learner's output in `classes` order; -1 for a class it never saw
             self._rows_fn = self.learner.predict_proba_rows
@@ -104,8 +110,19 @@ class Champion:
         return out
 
     async def predict(self, batch: Batch) -> np.ndarray:
-        """`forward` of ``batch``, through this champion's adaptive batcher."""
-        return await self.batcher.submit(batch)
+        """`forward` of ``batch``: through this champion's adaptive batcher when it has one
+        (PyTorch learners), else at once — on the event loop for a small batch (a thread hop
+        costs more than a CPU forward of a few rows), in a worker thread for a large one. One
+        forward at a time either way (the drift monitor is not thread-safe)."""
+        if self.batcher is not None:
+            return await self.batcher.submit(batch)
+        if self._threaded == 0 and len(batch) <= INLINE_ROWS:
+            return self.forward(batch)
+        self._threaded += 1
+        try:
+            return await anyio.to_thread.run_sync(self.forward, batch, limiter=self._limiter)
+        finally:
+            self._threaded -= 1
 
     # In-flight accounting runs on the event loop thread only (the data plane's coroutines),
     # so "no request holds me" can be decided without a race: a request that fetched this
@@ -116,13 +133,14 @@ class Champion:
 
     def release(self) -> None:
         self._inflight -= 1
-        if self._retired and self._inflight == 0:
+        if self._retired and self._inflight == 0 and self.batcher is not None:
             self.batcher.shutdown()
 
     def retire(self) -> None:
         """No new requests will come (any thread); close the batcher once in-flight ones end."""
         self._retired = True
-        self.batcher.in_loop(self._close_if_idle)
+        if self.batcher is not None:
+            self.batcher.in_loop(self._close_if_idle)
 
     def _close_if_idle(self) -> None:
         if self._inflight == 0:
@@ -139,8 +157,13 @@ def build_champion(
     drift_every: int = 200,
     device: str = "auto",
     idle_wait: bool = False,
+    batching: str = "auto",
 ) -> Champion:
-    """Turn a verified registry version into a servable, warmed-up `Champion`."""
+    """Turn a verified registry version into a servable, warmed-up `Champion`.
+
+    ``batching``: ``auto`` gives PyTorch learners the adaptive batcher (one tensor forward
+    for many requests pays, on a GPU most) and runs other learners' forwards at once (a CPU
+    model gains nothing from waiting for company); ``always`` / ``never`` force either."""
     info, learner = loaded.info, _place(loaded.learner, device)
     where = f"model {info.model!r} version {info.version}"
     spec = model_spec(info, learner)
@@ -156,7 +179,8 @@ def build_champion(
     expected = (1, len(champ.classes)) if champ.is_classification else (1,)
     if warm.shape != expected or not np.all(np.isfinite(warm)):
         raise ValueError(f"{where} failed its warm-up prediction (got {warm!r})")
-    champ.batcher = AdaptiveBatcher(champ.forward, max_batch_size, max_latency_ms, idle_wait)
+    if batching == "always" or (batching == "auto" and learner.snapshot_format == "torch"):
+        champ.batcher = AdaptiveBatcher(champ.forward, max_batch_size, max_latency_ms, idle_wait)
     return champ
 
 

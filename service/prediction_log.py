@@ -9,13 +9,17 @@ than the producer's delivery timeout — delays delivery, it does not lose label
 the label. Records too large for Kafka are refused at the door (the data plane checks
 `max_record_bytes` first), so they never wedge the spool.
 
-**Predictions** must never wait: a request puts its records into a bounded in-memory queue
-and returns; a thread sends them while the broker takes them, and moves them to a second,
-bounded spool (written but not fsynced per record) while it does not, so labels that arrive
-after an outage still find their prediction to join. Whatever does not fit is dropped and
-counted (``perennial_prediction_log_dropped_total``).
+**Predictions** must never wait: a request puts its *one* record (all its predictions,
+``streaming.schemas.PredictionBatchWire``) into an in-memory queue bounded in predictions,
+and returns; a thread encodes it (pydantic-core's Rust encoder), splits it when it would
+exceed ``max_record_bytes``, and sends it while the broker takes records, and moves it to a
+second, bounded spool (written but not fsynced per record) while it does not, so labels that
+arrive after an outage still find their prediction to join. Whatever does not fit is dropped
+and counted in predictions (``perennial_prediction_log_dropped_total``). So the prediction
+log costs one record per request — one queue put, one encode, one producer send, one CRC —
+whatever the number of instances.
 
-Record shapes are the ones ``streaming.schemas`` validates (``PredictionWire``,
+Record shapes are the ones ``streaming.schemas`` validates (``PredictionBatchWire``,
 ``FeedbackWire``); a contract test decodes what this module writes with those decoders.
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from service.errors import Kind, ServingError
 from service.spool import Spool, SpoolFull, claim_slots
 from streaming.metrics import ServiceMetrics
+from streaming.schemas import encode_prediction_batch
 from streaming.topics import feedback_topic, key, predictions_topic
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,28 @@ FEEDBACK, PREDICTIONS = "feedback", "predictions"
 def encode_record(record: dict) -> bytes:
     """The bytes a record is produced as (also what the door measures against the size limit)."""
     return json.dumps(record, separators=(",", ":")).encode("utf-8")
+
+
+def encode_predictions(record: dict, max_bytes: int) -> list[bytes]:
+    """A request's prediction record as one value, or as several (its predictions in halves,
+    recursively) when one would exceed ``max_bytes``; a single prediction is never split."""
+    value = encode_prediction_batch(record)
+    n = len(record["prediction_ids"])
+    if len(value) <= max_bytes or n <= 1:
+        return [value]
+    half = n // 2
+    columns = [k for k in ("prediction_ids", "features", "labels", "probabilities", "values") if k in record]
+    return [v for part in (slice(0, half), slice(half, n))
+            for v in encode_predictions({**record, **{k: record[k][part] for k in columns}}, max_bytes)]
+
+
+def prediction_count(value: bytes) -> int:
+    """How many predictions a logged value holds (1 for a per-prediction record)."""
+    try:
+        ids = json.loads(value).get("prediction_ids")
+    except (ValueError, AttributeError):
+        return 1
+    return len(ids) if isinstance(ids, list) else 1
 
 
 def _payload(model: str, value: bytes) -> bytes:
@@ -79,10 +106,16 @@ class KafkaEventLog:
         acks: str | int = "all",
         retry_after_s: int = 5,
         producer_factory: Callable[..., object] | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._metrics = metrics
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=buffer)
+        # (model, record, predictions in it); bounded in predictions by `buffer`
+        self._queue: queue.Queue[tuple[str, dict, int] | None] = queue.Queue()
+        self._buffer = buffer
+        self._queued = 0  # predictions in the queue
+        self._queued_lock = threading.Lock()
+        self.max_record_bytes = max_record_bytes
         self._create_topics = create_topics
         self._known_topics: set[str] = set()
         self._topic_lock = threading.Lock()
@@ -120,16 +153,26 @@ class KafkaEventLog:
 
     # -- request side ---------------------------------------------------------------------
 
-    def log_predictions(self, model: str, records: list[dict]) -> None:
-        """Queue prediction records for ``<model>.predictions`` (never blocks); drop and count when full."""
+    def log_predictions(self, model: str, record: dict, count: int) -> None:
+        """Queue one request's prediction record (``count`` predictions) for
+        ``<model>.predictions``; never blocks. Dropped and counted when the queue holds
+        ``buffer`` predictions already."""
         if not self.enabled:
             return
-        for i, record in enumerate(records):
-            try:
-                self._queue.put_nowait((model, encode_record(record)))
-            except queue.Full:
-                self._metrics.prediction_log_dropped.labels(model=model).inc(len(records) - i)
-                return
+        with self._queued_lock:
+            if self._queued + count > self._buffer and self._queued:
+                full = True
+            else:
+                full = False
+                self._queued += count
+        if full:
+            self._metrics.prediction_log_dropped.labels(model=model).inc(count)
+            return
+        self._queue.put_nowait((model, record, count))
+
+    def _take(self, count: int) -> None:
+        with self._queued_lock:
+            self._queued -= count
 
     def send_feedback(self, model: str, records: list[dict]) -> None:
         """Make ``records`` durable in the spool (fsync) or raise 503: the caller answers only after this.
@@ -199,45 +242,70 @@ class KafkaEventLog:
             item = self._queue.get()
             if item is None or self._closing.is_set():
                 if item is not None:
-                    self._spool_prediction(*item)
+                    self._spool_record(*item)
                 return
-            model, value = item
-            producer = self._producer
-            if producer is None or not self._healthy or self.predictions.pending:
-                self._spool_prediction(model, value)
-                self._wake.set()
-                continue
-            topic = predictions_topic(model)
+            model, record, count = item
+            self._take(count)
             try:
-                self._ensure_topic(topic)
-                future = producer.send(topic, key=key(model), value=value)
-            except Exception as e:
-                if _permanent(e):
-                    log.warning("prediction record for %s refused by the producer: %s", model, e)
-                    self._metrics.prediction_log_dropped.labels(model=model).inc()
-                    continue
-                self._broker_failed(e)
-                self._spool_prediction(model, value)
+                values = encode_predictions(record, self.max_record_bytes)
+            except Exception as e:  # a value the encoder cannot write: a bug, but never a stuck log
+                log.warning("prediction record for %s cannot be encoded: %s", model, e)
+                self._metrics.prediction_log_dropped.labels(model=model).inc(count)
                 continue
-            future.add_callback(self._acked)
-            future.add_errback(self._prediction_failed, model, value)
+            for value in values:
+                self._send_prediction(model, value, count if len(values) == 1 else prediction_count(value))
 
-    def _prediction_failed(self, model: str, value: bytes, error: Exception) -> None:
+    def _send_prediction(self, model: str, value: bytes, count: int) -> None:
+        # A healthy producer takes new records even while the spool still holds old ones: the
+        # join does not need predictions in order, and under steady load a spool that must
+        # be empty first would keep every record on the detour through the disk.
+        producer = self._producer
+        if producer is None or not self._healthy:
+            self._spool_prediction(model, value, count)
+            self._wake.set()
+            return
+        topic = predictions_topic(model)
+        try:
+            self._ensure_topic(topic)
+            future = producer.send(topic, key=key(model), value=value)
+        except Exception as e:
+            if _permanent(e):
+                log.warning("prediction record for %s refused by the producer: %s", model, e)
+                self._metrics.prediction_log_dropped.labels(model=model).inc(count)
+                return
+            self._broker_failed(e)
+            self._spool_prediction(model, value, count)
+            return
+        future.add_callback(self._acked)
+        future.add_errback(self._prediction_failed, model, value, count)
+
+    def _prediction_failed(self, model: str, value: bytes, count: int, error: Exception) -> None:
         """Errback of a direct prediction send (kafka-python appends the exception last)."""
         if _permanent(error):
             log.warning("Kafka refused a prediction record for %s: %s", model, error)
-            self._metrics.prediction_log_dropped.labels(model=model).inc()
+            self._metrics.prediction_log_dropped.labels(model=model).inc(count)
             return
         self._broker_failed(error)
-        self._spool_prediction(model, value)
+        self._spool_prediction(model, value, count)
 
-    def _spool_prediction(self, model: str, value: bytes) -> None:
+    def _spool_record(self, model: str, record: dict, count: int) -> None:
+        """A queued record at shutdown: encoded into the spool for the next start."""
+        self._take(count)
+        try:
+            values = encode_predictions(record, self.max_record_bytes)
+        except Exception:
+            self._metrics.prediction_log_dropped.labels(model=model).inc(count)
+            return
+        for value in values:
+            self._spool_prediction(model, value, count if len(values) == 1 else prediction_count(value))
+
+    def _spool_prediction(self, model: str, value: bytes, count: int = 1) -> None:
         try:
             self.predictions.append([_payload(model, value)])
         except (SpoolFull, OSError, ValueError):  # ValueError: spool closed at shutdown
-            self._metrics.prediction_log_dropped.labels(model=model).inc()
+            self._metrics.prediction_log_dropped.labels(model=model).inc(count)
             return
-        self._metrics.prediction_log_spooled.labels(model=model).inc()
+        self._metrics.prediction_log_spooled.labels(model=model).inc(count)
         self._set_gauges()
 
     def _spool_queued(self) -> None:
@@ -247,7 +315,7 @@ class KafkaEventLog:
             except queue.Empty:
                 return
             if item is not None:
-                self._spool_prediction(*item)
+                self._spool_record(*item)
 
     def _acked(self, _metadata) -> None:
         self.sent += 1
@@ -341,7 +409,7 @@ class KafkaEventLog:
         if kind == FEEDBACK:
             self._metrics.feedback_undeliverable.labels(model=model).inc()
         else:
-            self._metrics.prediction_log_dropped.labels(model=model).inc()
+            self._metrics.prediction_log_dropped.labels(model=model).inc(prediction_count(_unpayload(payload)[1]))
         self._set_gauges()
 
     def _release_drained_orphans(self) -> None:

@@ -22,12 +22,20 @@ from training.registry import Registry
 log = logging.getLogger(__name__)
 
 
+def _multiprocess_dir() -> bool:
+    """Whether prometheus_client writes values to multiprocess files (BentoML's workers do)."""
+    import os
+
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 class Runtime:
     """Everything one serving process holds: metrics, registry, champions, Kafka, gRPC."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.metrics = build_service_metrics()
+        # several workers: one scrape must count them all (`service.metrics_exposition`)
+        self.metrics = build_service_metrics(shared=settings.workers > 1 and _multiprocess_dir())
         key = settings.registry_key.get_secret_value() if settings.registry_key else None
         self.registry = Registry(settings.registry_dir, key=key)
         build = functools.partial(
@@ -39,6 +47,7 @@ class Runtime:
             drift_every=settings.drift_every,
             device=settings.device,
             idle_wait=settings.batch_idle_wait,
+            batching=settings.batching,
         )
         self.holder = ModelHolder(self.registry, build, self.metrics, settings.watch_interval_s,
                                   retry_s=settings.champion_retry_s)
@@ -51,6 +60,7 @@ class Runtime:
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
             retry_after_s=settings.retry_after_s,
+            max_record_bytes=settings.max_record_bytes,
         )
         self.plane = DataPlane(
             self.holder,

@@ -59,6 +59,12 @@ class ServiceSettings(BaseSettings):
         "batch with (its default; adds up to ~20 ms per request at light load). Off: an idle "
         "model runs at once and requests arriving meanwhile form the next batch.",
     )
+    batching: str = Field(
+        "auto", pattern="^(auto|always|never)$",
+        description="Adaptive batching of model forwards: 'auto' (PyTorch learners only, where one "
+        "tensor forward for many requests pays; other learners predict each request at once — a CPU "
+        "model gains nothing from waiting for company), 'always' or 'never'.",
+    )
     max_instances: int = Field(
         1024, ge=1, description="Most instances accepted in one request (larger gets 413)."
     )
@@ -88,6 +94,11 @@ class ServiceSettings(BaseSettings):
         False,
         description="BentoML's per-request access log line. Off by default: on 2 cores it costs "
         "about a third of HTTP throughput; request counts and latencies are in /metrics anyway.",
+    )
+    tracing: bool = Field(
+        False,
+        description="BentoML's OpenTelemetry request tracing (configure its exporter with BentoML's "
+        "'tracing' options). Off: BentoML's tracing middleware passes every request through untouched.",
     )
     workers: int = Field(
         1, ge=1, description="BentoML worker processes; each loads every champion and its own gRPC server."

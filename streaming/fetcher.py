@@ -42,6 +42,7 @@ from streaming.schemas import (
     InvalidEvent,
     ModelSchema,
     Prediction,
+    PredictionBatch,
     Reason,
     decode_event,
 )
@@ -51,7 +52,7 @@ from streaming.undecodable import find_undecodable_batch
 log = logging.getLogger(__name__)
 
 # kinds of decoded payloads on the wire
-_FEEDBACK, _PREDICTION, _INVALID, _UNDECODABLE = 0, 1, 2, 3
+_FEEDBACK, _PREDICTION, _INVALID, _UNDECODABLE, _PREDICTIONS = 0, 1, 2, 3, 4
 Position = int | None  # an offset, or None for "the partition's beginning"
 # kafka-python's client keyword arguments: mixed types, passed through unread (untyped on purpose)
 KafkaConfig = dict[str, Any]
@@ -207,6 +208,10 @@ def _encode(topic: str, partition: int, r: ConsumerRecord, is_prediction: bool, 
     e = decode_event(r.value, schema, is_prediction)
     if type(e) is InvalidEvent:
         return (*head, _INVALID, e.reason.value, e.detail)
+    if type(e) is PredictionBatch:  # one request's predictions: columns, rebuilt by `decode_batch`
+        ps = e.predictions
+        return (*head, _PREDICTIONS, e.model, e.version, e.timestamp, [p.prediction_id for p in ps],
+                [p.features for p in ps], [p.label for p in ps])
     if is_prediction:
         return (*head, _PREDICTION, e.prediction_id, e.model, e.version, e.features, e.label, e.timestamp)
     return (*head, _FEEDBACK, e.event_id, e.model, e.label, e.features, e.prediction_id, e.timestamp)
@@ -223,9 +228,14 @@ def decode_batch(payload: bytes) -> Batch:
     for item in items:
         kind = item[6]
         if kind == _FEEDBACK:
-            event: Feedback | Prediction | InvalidEvent = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
+            event: Feedback | Prediction | PredictionBatch | InvalidEvent = Feedback(item[7], item[8], item[9], item[10], item[11], item[12])
         elif kind == _PREDICTION:
             event = Prediction(item[7], item[8], item[9], item[10], item[11], item[12])
+        elif kind == _PREDICTIONS:
+            model, version, ts = item[7], item[8], item[9]
+            event = PredictionBatch(model, version, ts, [
+                Prediction(pid, model, version, features, label, ts)
+                for pid, features, label in zip(item[10], item[11], item[12], strict=True)])
         elif kind == _INVALID:
             event = InvalidEvent(Reason(item[7]), item[8])
         else:  # _UNDECODABLE: one dead letter standing for the batch's offsets

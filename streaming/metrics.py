@@ -149,7 +149,11 @@ class TrainerMetrics:
 
 
 class ServiceMetrics:
-    """Metrics of the serving process (`perennial serve`), beside BentoML's own."""
+    """Metrics of the serving process (`perennial serve`), beside BentoML's own.
+
+    Each gauge's ``multiprocess_mode`` says how the workers of ``perennial serve --workers N``
+    combine (`service.metrics_exposition`): the lowest served version and readiness (a swap
+    or a load is done when every worker is done), the sum of the spools, the latest drift."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -176,22 +180,22 @@ class ServiceMetrics:
         self.feature_drift_psi = Gauge(
             "perennial_feature_drift_psi",
             "Population stability index of served traffic per feature, against the champion's reference.",
-            ["model", "feature"], registry=registry,
+            ["model", "feature"], registry=registry, multiprocess_mode="livemostrecent",
         )
         self.feature_missing_ratio = Gauge(
             "perennial_feature_missing_ratio",
             "Share of served rows with the feature missing (null or absent), over the drift window.",
-            ["model", "feature"], registry=registry,
+            ["model", "feature"], registry=registry, multiprocess_mode="livemostrecent",
         )
         self.feature_reference_missing_ratio = Gauge(
             "perennial_feature_reference_missing_ratio",
             "Share of the champion's training rows with the feature missing (its drift reference).",
-            ["model", "feature"], registry=registry,
+            ["model", "feature"], registry=registry, multiprocess_mode="livemax",
         )
         self.served_version = Gauge(
             "perennial_served_version",
             "Version of the champion currently served.",
-            ["model"], registry=registry,
+            ["model"], registry=registry, multiprocess_mode="livemin",
         )
         self.model_swaps = Counter(
             "perennial_model_swaps_total",
@@ -231,12 +235,12 @@ class ServiceMetrics:
         self.spool_records = Gauge(
             "perennial_spool_records",
             "Records in the local spool not yet acknowledged by Kafka, by log (feedback, predictions).",
-            ["log"], registry=registry,
+            ["log"], registry=registry, multiprocess_mode="livesum",
         )
         self.spool_bytes = Gauge(
             "perennial_spool_bytes",
             "Bytes in the local spool not yet acknowledged by Kafka, by log (feedback, predictions).",
-            ["log"], registry=registry,
+            ["log"], registry=registry, multiprocess_mode="livesum",
         )
         self.champion_fallbacks = Counter(
             "perennial_champion_fallbacks_total",
@@ -245,4 +249,5 @@ class ServiceMetrics:
         )
         self.ready = Gauge(
             "perennial_service_ready", "1 when every model has a loaded champion.", registry=registry,
+            multiprocess_mode="livemin",
         )

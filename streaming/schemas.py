@@ -1,5 +1,16 @@
 """Event schemas on the wire: feedback, label-only feedback, prediction records.
 
+Prediction records come in two shapes, both read by `decode_prediction` (and the trainer):
+
+- **one record per request** (`PredictionBatchWire`, what the service writes): the request's
+  ``prediction_ids``, raw ``features`` rows and outputs as parallel lists — ``labels``,
+  ``probabilities`` (rows in ``classes`` order) for a classifier, ``values`` for a regressor
+  — plus ``model``, ``version`` and ``timestamp`` once. Its cost in the serving process is
+  one record and one encode per request, not per instance;
+- **one record per prediction** (`PredictionWire`, written before issue 11 and still by
+  `streaming.producer.EventProducer.send_prediction`): kept readable, so a trainer upgraded
+  while old records wait in the topic joins them too.
+
 Why strict and specific: every invalid record is dead-lettered with a *reason code* that an
 operator can count, alert on and fix at the source, so validation must say exactly what was
 wrong (which field, which value, what is accepted), never a generic "bad message". Structural
@@ -28,6 +39,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
 from training.rows import RowError, RowProblem, RowValidator
 from training.spec import FeatureSpec, ModelSpec, TargetSpec, Task, Value
@@ -111,7 +123,23 @@ class PredictionWire(BaseModel):
     timestamp: float
 
 
-WireT = TypeVar("WireT", FeedbackWire, PredictionWire)
+class PredictionBatchWire(BaseModel):
+    """The prediction records of one request: row ``i`` of every list belongs to
+    ``prediction_ids[i]`` (all lists have the same length)."""
+
+    model_config = _STRICT
+    model: Id
+    version: int | None
+    timestamp: float
+    prediction_ids: list[Id]
+    features: list[RawFeatures]
+    labels: list[Label | None] | None = None  # a classifier's served class per prediction
+    classes: list[str] | None = None  # the columns of ``probabilities`` (class names as strings)
+    probabilities: list[list[float]] | None = None
+    values: list[float] | None = None  # a regressor's served value per prediction
+
+
+WireT = TypeVar("WireT", FeedbackWire, PredictionWire, PredictionBatchWire)
 
 
 @dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
@@ -139,6 +167,16 @@ class Prediction:
     timestamp: float
 
 
+@dataclass(slots=True)  # read-only by convention; see `streaming.trainer.Record`
+class PredictionBatch:
+    """A validated multi-prediction record (`PredictionBatchWire`): its predictions in order."""
+
+    model: str
+    version: int | None
+    timestamp: float
+    predictions: list[Prediction]
+
+
 @dataclass(frozen=True)
 class ModelSchema:
     """What a model accepts: its `ModelSpec` (features, task, classes) and record limits.
@@ -155,6 +193,8 @@ class ModelSchema:
     classes: tuple[Label, ...] | None = None
     max_event_bytes: int = 65536
     max_features: int = 4096
+    #: the size limit of a multi-prediction record (one request's predictions)
+    max_batch_bytes: int = 4 * 1024 * 1024
     allow_missing_features: bool = False
     spec: ModelSpec | None = None
 
@@ -242,10 +282,11 @@ class ModelSchema:
                 Reason.UNKNOWN_MODEL, f"event is for model {model!r} but this topic belongs to {self.model!r}"
             )
 
-    def check_size(self, raw: bytes) -> None:
-        if len(raw) > self.max_event_bytes:
+    def check_size(self, raw: bytes, limit: int | None = None) -> None:
+        limit = self.max_event_bytes if limit is None else limit
+        if len(raw) > limit:
             raise InvalidEvent(
-                Reason.OVERSIZED, f"record is {len(raw)} bytes; at most {self.max_event_bytes} are accepted"
+                Reason.OVERSIZED, f"record is {len(raw)} bytes; at most {limit} are accepted"
             )
 
 
@@ -312,8 +353,29 @@ def decode_feedback(raw: bytes | None, schema: ModelSchema) -> Feedback:
     return Feedback(wire.event_id, wire.model, label, features, wire.prediction_id, wire.timestamp)
 
 
-def decode_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction:
-    """Validate one prediction record, or raise `InvalidEvent` with its reason."""
+def decode_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction | PredictionBatch:
+    """Validate a prediction record of either shape (see the module docstring), or raise
+    `InvalidEvent` with its reason."""
+    if raw is not None and _BATCH_MARK in raw:
+        try:
+            return decode_prediction_batch(raw, schema)
+        except InvalidEvent as e:
+            # an old record with a feature named "prediction_ids" is an old record
+            if e.reason not in (Reason.MISSING_FIELD, Reason.UNKNOWN_FIELD):
+                raise
+            try:
+                return decode_single_prediction(raw, schema)
+            except InvalidEvent:
+                raise e from None
+    return decode_single_prediction(raw, schema)
+
+
+#: only a multi-prediction record has this key (as a key: a string value would be escaped)
+_BATCH_MARK = b'"prediction_ids"'
+
+
+def decode_single_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction:
+    """Validate one per-prediction record (`PredictionWire`), or raise `InvalidEvent`."""
     wire = _parse(PredictionWire, raw, schema)
     schema.check_model(wire.model)
     _finite(wire.timestamp, "timestamp")
@@ -323,7 +385,60 @@ def decode_prediction(raw: bytes | None, schema: ModelSchema) -> Prediction:
     return Prediction(wire.prediction_id, wire.model, wire.version, features, served, wire.timestamp)
 
 
-def decode_event(raw: bytes | None, schema: ModelSchema, prediction: bool) -> Feedback | Prediction | InvalidEvent:
+def decode_prediction_batch(raw: bytes, schema: ModelSchema) -> PredictionBatch:
+    """Validate one multi-prediction record (`PredictionBatchWire`), or raise `InvalidEvent`:
+    the record is one unit (one dead letter naming the first bad prediction)."""
+    wire = _parse(PredictionBatchWire, raw, schema, schema.max_batch_bytes)
+    schema.check_model(wire.model)
+    _finite(wire.timestamp, "timestamp")
+    ids = wire.prediction_ids
+    n = len(ids)
+    served = wire.labels if wire.labels is not None else wire.values
+    for name, column in (("features", wire.features), ("labels", wire.labels), ("values", wire.values),
+                         ("probabilities", wire.probabilities)):
+        if column is not None and len(column) != n:
+            raise InvalidEvent(Reason.INVALID_VALUE, f"{name} has {len(column)} entries for {n} prediction_ids; "
+                               "every list of a prediction record has one entry per prediction")
+    if served is None:
+        served = [None] * n
+    check = schema.check_features
+    model, version, ts = wire.model, wire.version, wire.timestamp
+    predictions = [
+        Prediction(pid, model, version, check(row, f"predictions[{i}].features"), label, ts)
+        for i, (pid, row, label) in enumerate(zip(ids, wire.features, served, strict=True))
+    ]
+    return PredictionBatch(model, version, ts, predictions)
+
+
+def prediction_records(raw: bytes) -> list[dict[str, Any]]:
+    """A prediction record of either shape as per-prediction dicts in `PredictionWire`'s
+    shape (for tools and tests that look for one prediction; no validation).
+
+    >>> prediction_records(b'{"model": "m", "version": 1, "timestamp": 0, "prediction_ids": ["a-0"], '
+    ...                    b'"features": [[1]], "values": [2.5]}')
+    [{'prediction_id': 'a-0', 'model': 'm', 'version': 1, 'features': [1], 'output': {'value': 2.5}, 'timestamp': 0}]
+    """
+    import json
+
+    record = json.loads(raw)
+    if "prediction_ids" not in record or "prediction_id" in record:
+        return [record]
+    out = []
+    for i, pid in enumerate(record["prediction_ids"]):
+        output: dict[str, Any] = {}
+        if record.get("labels") is not None:
+            output["label"] = record["labels"][i]
+        if record.get("probabilities") is not None:
+            output["probabilities"] = dict(zip(record.get("classes") or [], record["probabilities"][i], strict=True))
+        if record.get("values") is not None:
+            output["value"] = record["values"][i]
+        out.append({"prediction_id": pid, "model": record["model"], "version": record["version"],
+                    "features": record["features"][i], "output": output, "timestamp": record["timestamp"]})
+    return out
+
+
+def decode_event(raw: bytes | None, schema: ModelSchema,
+                 prediction: bool) -> Feedback | Prediction | PredictionBatch | InvalidEvent:
     """A consumed record as a prediction record or as feedback — or the `InvalidEvent` that
     says why it is neither, *returned*: the trainer and its fetcher dead-letter it and go on."""
     try:
@@ -332,14 +447,20 @@ def decode_event(raw: bytes | None, schema: ModelSchema, prediction: bool) -> Fe
         return e
 
 
-def _parse(cls: type[WireT], raw: bytes | None, schema: ModelSchema) -> WireT:
+def _parse(cls: type[WireT], raw: bytes | None, schema: ModelSchema, limit: int | None = None) -> WireT:
     if raw is None:
         raise InvalidEvent(Reason.NOT_JSON, "record has no value (a tombstone); expected a JSON object")
-    schema.check_size(raw)
+    schema.check_size(raw, limit)
     try:
         return cls.model_validate_json(raw)
     except ValidationError as e:
         raise _explain(e, "feedback" if cls is FeedbackWire else "prediction record") from None
+
+
+def encode_prediction_batch(record: Mapping[str, Any]) -> bytes:
+    """JSON bytes of a multi-prediction record (a `PredictionBatchWire`-shaped dict), in
+    pydantic-core's Rust encoder: one call per request, about 10x ``json.dumps``."""
+    return to_json(record)
 
 
 _TYPE_ERRORS = ("_type", "_parsing", "bool_", "int_from_float")

@@ -37,6 +37,7 @@ from streaming.schemas import (
     Label,
     ModelSchema,
     Prediction,
+    PredictionBatch,
     Reason,
     decode_event,
 )
@@ -78,7 +79,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int = 0
-    event: Feedback | Prediction | InvalidEvent | None = None
+    event: Feedback | Prediction | PredictionBatch | InvalidEvent | None = None
     span: int = 1
 
 
@@ -343,12 +344,16 @@ class Trainer:
         self.served.observe(joined)
         return self._learn(joined.features, joined.label, rec)
 
-    def _on_prediction(self, pred: Prediction) -> int:
+    def _on_prediction(self, pred: Prediction | PredictionBatch) -> int:
+        """Store a prediction — or each of a request's (one record, `PredictionBatch`) — for
+        the join; learn the labels that were waiting for it."""
         learned = 0
-        served = ServedAnswer(pred.version, pred.label, pred.timestamp)
-        for joined in self.join.add_prediction(pred.prediction_id, pred.features, self._now(), served):
-            self.served.observe(joined)
-            learned += self._learn(joined.features, joined.label, self._label_record(joined))
+        now = self._now()
+        add = self.join.add_prediction
+        for p in pred.predictions if type(pred) is PredictionBatch else (pred,):
+            for joined in add(p.prediction_id, p.features, now, ServedAnswer(p.version, p.label, p.timestamp)):
+                self.served.observe(joined)
+                learned += self._learn(joined.features, joined.label, self._label_record(joined))
         return learned
 
     def _learn(self, features: dict[str, float], label: Label, rec: Record) -> int:

@@ -50,6 +50,18 @@ def _topic_values(bootstrap_servers: str, topic: str, expected: int) -> list[dic
     return [json.loads(r.value) for r in read_topic(bootstrap_servers, topic, expected + 1, idle_s=3.0)]
 
 
+def _logged_predictions(bootstrap_servers: str, topic: str, expected: int) -> list[dict]:
+    """At least ``expected`` predictions of the prediction log, one dict each (the service
+    writes one record per request: `streaming.schemas.prediction_records` expands it)."""
+    from streaming.schemas import prediction_records
+
+    def read() -> list[dict]:
+        return [p for r in read_topic(bootstrap_servers, topic, 10**6, idle_s=1.0) for p in prediction_records(r.value)]
+
+    wait_for(lambda: len(read()) >= expected, f"{expected} predictions on {topic}")
+    return read()
+
+
 @pytest.fixture
 def broker_later():
     """A broker on a fixed port that is *not* running yet; the test starts (and stops) it."""
@@ -91,7 +103,7 @@ def test_broker_down_at_start_and_past_the_delivery_timeout_loses_nothing(tmp_pa
             assert delivered == accepted, "in the order they were accepted"
             assert not {r["event_id"] for r in refused} & set(delivered)
 
-            logged = _topic_values(broker_later.bootstrap_servers, f"{model}.predictions", 60)
+            logged = _logged_predictions(broker_later.bootstrap_servers, f"{model}.predictions", 60)
             assert {v["prediction_id"] for v in logged} == set(ids), "predictions served in the outage still join"
 
             wait_for(lambda: 'perennial_spool_records{log="feedback"} 0.0' in client.get("/metrics").text,
@@ -120,7 +132,7 @@ def test_service_killed_with_a_full_spool_loses_nothing(tmp_path: Path, broker_l
         broker_later.start()
         values = _topic_values(broker_later.bootstrap_servers, f"{model}.feedback", len(accepted))
         assert sorted(v["event_id"] for v in values) == sorted(accepted)
-        logged = _topic_values(broker_later.bootstrap_servers, f"{model}.predictions", 10)
+        logged = _logged_predictions(broker_later.bootstrap_servers, f"{model}.predictions", 10)
         assert {v["prediction_id"] for v in logged} == set(ids)
     finally:
         server.stop()

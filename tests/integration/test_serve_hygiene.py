@@ -49,3 +49,27 @@ def test_two_servers_on_one_host_keep_their_metrics_and_close_idle_connections(t
         a.stop()
         if b is not None:
             b.stop()
+
+
+def _sample(text: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.MULTILINE))
+
+
+def test_workers_have_their_own_prediction_log_and_one_scrape_counts_them_all(tmp_path, broker):
+    """`perennial serve --workers 2`: each worker claims its own spool slot (its own prediction
+    log), and whichever worker answers a scrape, Perennial's counters are the sum over both."""
+    features = bootstrap(tmp_path / "registry", "wrk")
+    server = ServeProcess(tmp_path, broker, PERENNIAL_WORKERS="2").start()
+    try:
+        body = {"model": "wrk", "instances": [[0.0] * len(features)] * 3}
+        for _ in range(40):  # a fresh connection each: the kernel spreads them over the workers
+            assert httpx.post(f"{server.base}/predict", json=body, timeout=30).status_code == 200
+        for _ in range(4):
+            text = httpx.get(f"{server.base}/metrics", timeout=30).text
+            assert _sample(text, "perennial_predictions_total") == 120.0
+            assert _sample(text, "perennial_served_version") == 1.0  # one series, not one per worker
+            assert not [line for line in text.splitlines() if line.startswith("perennial_") and "pid=" in line]
+        slots = sorted(p.name for p in (tmp_path / "spool" / "predictions").glob("slot-*"))
+        assert slots == ["slot-0", "slot-1"], slots
+    finally:
+        server.stop()

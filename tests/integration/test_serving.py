@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from service.demo.processes import ProcessGroup
+from streaming.schemas import prediction_records
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -315,10 +316,12 @@ def test_feedback_and_prediction_log_reach_kafka(server: Server, broker: str):
                                  consumer_timeout_ms=1000, group_id=None)
         try:
             while True:  # the service produces in the background; poll until it is there
-                for message in consumer:
-                    record = json.loads(message.value)
-                    if record.get(field) == value:
-                        return record
+                for message in consumer:  # a prediction-log record holds a request's predictions
+                    records = prediction_records(message.value) if topic.endswith(".predictions") \
+                        else [json.loads(message.value)]
+                    for record in records:
+                        if record.get(field) == value:
+                            return record
         finally:
             consumer.close()
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from service.demo.processes import stop_process_group
+from streaming.schemas import prediction_records
 from tests.tables import table
 
 pytestmark = pytest.mark.integration
@@ -262,7 +263,8 @@ def test_raw_rows_reach_the_prediction_log(server: Server, broker: str, kio):
     ids = [p["prediction_id"] for p in r.json()["predictions"]]
 
     def logged():
-        records = [json.loads(m.value) for m in kio.read_topic(broker, f"{server.model}.predictions", 10**6, idle_s=1)]
+        records = [p for m in kio.read_topic(broker, f"{server.model}.predictions", 10**6, idle_s=1)
+                   for p in prediction_records(m.value)]  # one record per request, expanded
         return {rec["prediction_id"]: rec for rec in records if rec["prediction_id"] in ids} if records else None
 
     by_id = kio.wait_for(lambda: (got := logged()) and len(got) == len(ids) and got, "the prediction log")

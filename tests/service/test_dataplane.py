@@ -15,7 +15,12 @@ from service.metrics_exposition import build_service_metrics
 from service.model_holder import Champion, ModelHolder, build_champion
 from service.prediction_log import KafkaEventLog
 from service.validation import batch_from_instances
-from streaming.schemas import ModelSchema, decode_prediction
+from streaming.schemas import (
+    ModelSchema,
+    decode_prediction,
+    encode_prediction_batch,
+    prediction_records,
+)
 from training.learners.candidates import logistic_regression
 from training.reference import reference_histograms
 from training.registry import Registry
@@ -149,11 +154,11 @@ def test_prediction_records_satisfy_the_streaming_schema(run, plane: DataPlane, 
     champ = plane.holder.get(MODEL)
     batch = batch_from_instances([{"features": xs[0]}], champ.validator, 8)
     result = run(plane._infer(champ, batch))
-    records = plane._records(champ, batch, result)
-    import json
+    value = encode_prediction_batch(plane._record(champ, batch, result))  # one record per request
+    records = prediction_records(value)
 
     schema = ModelSchema(MODEL, tuple(champ.features), tuple(champ.classes))
-    decoded = decode_prediction(json.dumps(records[0]).encode(), schema)
+    [decoded] = decode_prediction(value, schema).predictions
     assert decoded.prediction_id == result.prediction_ids[0] and decoded.version == 1
     assert decoded.label == learner.predict_one(xs[0])
     assert records[0]["features"] == {f: float(xs[0][f]) for f in champ.features}

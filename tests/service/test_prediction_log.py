@@ -23,11 +23,18 @@ def value(event_log: KafkaEventLog, metric: str, **labels) -> float:
     return getattr(event_log._metrics, metric).labels(**labels)._value.get()
 
 
+def record(*ids: str) -> dict:
+    """A request's prediction record (the shape `DataPlane._record` writes)."""
+    return {"model": "m", "version": 1, "timestamp": 0.0, "prediction_ids": list(ids),
+            "features": [[1.0]] * len(ids), "values": [0.5] * len(ids)}
+
+
 def test_full_buffer_drops_predictions_and_full_spool_refuses_feedback(tmp_path):
     log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=5,
                         spool_dir=tmp_path, feedback_spool_records=2)  # not started
-    log.log_predictions("m", [{"prediction_id": str(i)} for i in range(8)])
-    assert value(log, "prediction_log_dropped", model="m") == 3
+    for i in range(4):  # the queue holds 5 predictions: the third request of 2 does not fit
+        log.log_predictions("m", record(f"{i}-0", f"{i}-1"), 2)
+    assert value(log, "prediction_log_dropped", model="m") == 4
     log.send_feedback("m", [{"event_id": "a"}, {"event_id": "b"}])
     with pytest.raises(ServingError) as e:
         log.send_feedback("m", [{"event_id": "c"}])
@@ -39,7 +46,8 @@ def test_unreachable_broker_spools_predictions_and_feedback_without_blocking(tmp
     log = KafkaEventLog(f"127.0.0.1:{free_port()}", build_service_metrics(), buffer=100, spool_dir=tmp_path)
     log.start()
     try:
-        log.log_predictions("m", [{"prediction_id": str(i)} for i in range(10)])
+        for i in range(5):
+            log.log_predictions("m", record(f"{i}-0", f"{i}-1"), 2)
         log.send_feedback("m", [{"event_id": "e1"}])
         while value(log, "prediction_log_spooled", model="m") < 10:  # moved to the spool in the background
             time.sleep(0.05)
@@ -49,12 +57,12 @@ def test_unreachable_broker_spools_predictions_and_feedback_without_blocking(tmp
     assert log.sent == 0 and value(log, "prediction_log_dropped", model="m") == 0
     # what was not delivered is on disk for the next process
     assert Spool(tmp_path / "feedback" / "slot-0").pending == 1
-    assert Spool(tmp_path / "predictions" / "slot-0", sync=False).pending == 10
+    assert Spool(tmp_path / "predictions" / "slot-0", sync=False).pending == 5  # one record per request
 
 
 def test_disabled_log_ignores_predictions_and_refuses_feedback():
     log = KafkaEventLog("", build_service_metrics())
-    log.log_predictions("m", [{"prediction_id": "p"}])
+    log.log_predictions("m", record("p"), 1)
     with pytest.raises(ServingError, match="no Kafka bootstrap servers"):
         log.send_feedback("m", [{"event_id": "e"}])
 
@@ -86,7 +94,7 @@ def test_a_failed_prediction_record_is_counted_not_reported_as_lost_feedback(tmp
     log._connect()
     log.start()
     try:
-        log.log_predictions("m", [{"prediction_id": "p1"}])
+        log.log_predictions("m", record("p1"), 1)
         while not producer.futures:
             time.sleep(0.01)
         with caplog.at_level(logging.WARNING, logger="service.prediction_log"):
@@ -107,3 +115,16 @@ def test_feedback_is_encoded_as_the_trainer_decodes_it(tmp_path):
     model, _, raw = payload.partition(b"\x00")
     assert model == b"m" and FeedbackWire.model_validate(json.loads(raw)).prediction_id == "p"
     log.close(timeout_s=1)
+
+
+def test_a_request_record_over_the_size_limit_is_split_not_dropped():
+    from service.prediction_log import encode_predictions, prediction_count
+
+    rec = record(*(f"b-{i}" for i in range(100)))
+    whole = encode_predictions(rec, 1_000_000)
+    assert len(whole) == 1 and prediction_count(whole[0]) == 100
+    parts = encode_predictions(rec, len(whole[0]) // 3)
+    assert len(parts) > 2 and all(len(p) <= len(whole[0]) // 3 for p in parts)
+    ids = [pid for p in parts for pid in json.loads(p)["prediction_ids"]]
+    assert ids == rec["prediction_ids"]  # every prediction once, in order
+    assert sum(prediction_count(p) for p in parts) == 100

@@ -23,6 +23,7 @@ from service.model_holder import ModelHolder, build_champion
 from service.oip import tensors
 from service.prediction_log import KafkaEventLog
 from service.validation import TensorInput
+from streaming.schemas import encode_prediction_batch, prediction_records
 from tests.tables import table
 from training.learners.base import Learner, PickleSnapshot
 from training.learners.candidates import build_candidates
@@ -122,7 +123,7 @@ def test_prediction_log_records_carry_the_raw_rows(run, plane: DataPlane, data):
     champ = plane.holder.get(MODEL)
     batch = Batch([champ.validator.row(r["features"]) for r in RAW])
     result = run(plane._infer(champ, batch))
-    records = plane._records(champ, batch, result)
+    records = prediction_records(encode_prediction_batch(plane._record(champ, batch, result)))
     assert [r["features"]["city"] for r in records] == ["Rome", "Oslo", "Lima", "Reykjavik"]
     assert records[1]["features"]["age"] is None and records[2]["features"]["age"] is None
     assert records[1]["features"]["channel"] is None and records[3]["features"]["channel"] == "fax"
@@ -384,7 +385,8 @@ def test_regression_predict_returns_values_and_oip_a_prediction(run, regression)
     np.testing.assert_allclose(values, [p["value"] for p in out["predictions"]])
     with pytest.raises(ServingError, match=r"unknown output\(s\) \['probabilities'\]"):
         tensors.requested_outputs(["probabilities"], champ)
-    records = plane._records(champ, Batch([validator.row(r["features"]) for r in RAW]), result)
+    records = prediction_records(encode_prediction_batch(
+        plane._record(champ, Batch([validator.row(r["features"]) for r in RAW]), result)))
     assert records[0]["output"] == {"value": pytest.approx(result.values[0])}
 
 

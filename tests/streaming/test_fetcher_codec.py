@@ -62,3 +62,16 @@ def test_invalid_records_arrive_with_their_reason_and_bytes(value: bytes | None,
 
 def test_an_error_message_is_reported_as_such() -> None:
     assert decode_batch(marshal.dumps(("error", "Traceback ..."))) == ("error", None, None, "Traceback ...")
+
+
+def test_a_multi_prediction_record_arrives_as_the_trainer_would_decode_it() -> None:
+    from streaming.schemas import PredictionBatch
+
+    value = json.dumps({"model": "m", "version": 3, "timestamp": 1.5, "prediction_ids": ["b-0", "b-1"],
+                        "features": [[0.5, 1], {"a": 2, "b": 3}], "labels": [1, 0], "classes": ["0", "1"],
+                        "probabilities": [[0.2, 0.8], [0.6, 0.4]]}).encode()
+    record, = roundtrip(_encode("m.predictions", 0, consumed(5, value), True, SCHEMA))
+    assert type(record.event) is PredictionBatch and record.value == value
+    assert record.event == decode_prediction(value, SCHEMA)
+    assert [(p.prediction_id, p.features, p.label) for p in record.event.predictions] == [
+        ("b-0", {"a": 0.5, "b": 1.0}, 1), ("b-1", {"a": 2.0, "b": 3.0}, 0)]

@@ -62,3 +62,75 @@ def test_unfixed_schema_accepts_any_names_and_classes() -> None:
     loose = ModelSchema("m")
     event = decode_feedback(b'{' + OK.encode() + b', "features": {"z": 1}, "label": "new"}', loose)
     assert event.features == {"z": 1.0} and event.label == "new"
+
+
+# -- one prediction record per request (issue 11) ---------------------------------------------
+
+def _batch_record(**over) -> dict:
+    record = {"model": "m", "version": 3, "timestamp": 2.0, "prediction_ids": ["r-0", "r-1"],
+              "features": [{"a": 1, "b": 2.5}, [3, 4]], "labels": [1, 0], "classes": ["0", "1"],
+              "probabilities": [[0.2, 0.8], [0.9, 0.1]]}
+    record.update(over)
+    return record
+
+
+def test_a_multi_prediction_record_round_trips() -> None:
+    from streaming.schemas import PredictionBatch, encode_prediction_batch, prediction_records
+
+    raw = encode_prediction_batch(_batch_record())
+    decoded = decode_prediction(raw, S)
+    assert type(decoded) is PredictionBatch and (decoded.model, decoded.version, decoded.timestamp) == ("m", 3, 2.0)
+    assert [(p.prediction_id, p.features, p.label, p.version, p.timestamp) for p in decoded.predictions] == [
+        ("r-0", {"a": 1.0, "b": 2.5}, 1, 3, 2.0), ("r-1", {"a": 3.0, "b": 4.0}, 0, 3, 2.0)]
+    # per-prediction view, in the old record's shape
+    first, second = prediction_records(raw)
+    assert first == {"prediction_id": "r-0", "model": "m", "version": 3, "features": {"a": 1, "b": 2.5},
+                     "output": {"label": 1, "probabilities": {"0": 0.2, "1": 0.8}}, "timestamp": 2.0}
+    assert second["output"]["label"] == 0
+    regression = decode_prediction(encode_prediction_batch(_batch_record(
+        labels=None, classes=None, probabilities=None, values=[1.5, -2.0])), ModelSchema("m", ("a", "b")))
+    assert [p.label for p in regression.predictions] == [1.5, -2.0]
+
+
+def test_the_old_per_prediction_record_is_still_read() -> None:
+    from streaming.schemas import Prediction, prediction_records
+
+    raw = (b'{"prediction_id": "p", "model": "m", "version": 3, "features": {"a": 1, "b": 2},'
+           b' "output": {"label": 1, "probabilities": {"0": 0.3, "1": 0.7}}, "timestamp": 1.0}')
+    decoded = decode_prediction(raw, S)
+    assert type(decoded) is Prediction and decoded.prediction_id == "p" and decoded.label == 1
+    assert prediction_records(raw)[0]["prediction_id"] == "p"
+    # an old record whose feature happens to be called "prediction_ids" is still an old record
+    loose = ModelSchema("m")
+    odd = b'{"prediction_id": "q", "model": "m", "version": 1, "features": {"prediction_ids": 1}, "timestamp": 1}'
+    assert decode_prediction(odd, loose).features == {"prediction_ids": 1.0}
+
+
+@pytest.mark.parametrize(("over", "reason", "where"), [
+    ({"labels": [1]}, Reason.INVALID_VALUE, "labels has 1 entries for 2"),
+    ({"features": [{"a": 1, "b": 2}, {"a": 1, "c": 2}]}, Reason.UNKNOWN_FEATURE, "predictions[1].features"),
+    ({"features": [{"a": 1, "b": 2}, [1, float("nan")]]}, Reason.NAN, "predictions[1].features.b"),
+    ({"model": "other"}, Reason.UNKNOWN_MODEL, "other"),
+    ({"prediction_ids": ["r-0", ""]}, Reason.INVALID_VALUE, "must not be empty"),
+])
+def test_a_bad_multi_prediction_record_is_one_specific_dead_letter(over: dict, reason: Reason, where: str) -> None:
+    import json
+
+    raw = json.dumps(_batch_record(**over)).encode()
+    with pytest.raises(InvalidEvent) as info:
+        decode_prediction(raw, S)
+    assert info.value.reason is reason and where in info.value.detail
+
+
+def test_a_multi_prediction_record_may_be_larger_than_one_event() -> None:
+    from streaming.schemas import encode_prediction_batch
+
+    n = 3000
+    record = _batch_record(prediction_ids=[f"r-{i}" for i in range(n)], features=[[1.5, 2.5]] * n,
+                           labels=[1] * n, probabilities=[[0.2, 0.8]] * n)
+    raw = encode_prediction_batch(record)
+    assert len(raw) > S.max_event_bytes
+    assert len(decode_prediction(raw, S).predictions) == n
+    with pytest.raises(InvalidEvent) as info:
+        decode_prediction(raw, ModelSchema("m", ("a", "b"), (0, 1), max_batch_bytes=1024))
+    assert info.value.reason is Reason.OVERSIZED

@@ -105,3 +105,27 @@ def test_publisher_journal_makes_registry_writes_idempotent(tmp_path) -> None:  
     assert replay.publish(None, parent=1, metrics={}, note="") == v
     replay.promote(v, "better")
     assert calls == ["publish", "promote"]
+
+
+def test_the_join_reads_one_record_of_many_predictions_and_old_records(tmp_path, registry_dir, stream) -> None:  # noqa: ANN001
+    """The service logs one record per request (issue 11); records of one prediction each,
+    written before, still join — a trainer upgraded with old records in the topic loses none."""
+    trainer, dlq = make(tmp_path, registry_dir, join=JoinStore(grace_s=5))
+    trainer.restore()
+    (x0, y0), (x1, y1), (x2, y2) = stream(3)
+    request = json.dumps({"model": "agr", "version": 1, "timestamp": 1.0, "prediction_ids": ["r-0", "r-1"],
+                          "features": [x0, x1], "labels": [y0, y1], "classes": ["0", "1"],
+                          "probabilities": [[0.5, 0.5], [0.5, 0.5]]}).encode()
+    old = json.dumps({"prediction_id": "old", "model": "agr", "version": 1, "features": x2, "timestamp": 1}).encode()
+
+    def label(offset: int, pid: str, y: object) -> Record:
+        value = json.dumps({"event_id": f"e-{pid}", "model": "agr", "prediction_id": pid, "label": y}).encode()
+        return Record("agr.feedback", 0, offset, b"agr", value, 1000)
+
+    assert trainer.handle([label(0, "r-1", y1)]) == 0  # the label first: it waits
+    assert trainer.handle([Record("agr.predictions", 0, 0, b"agr", old, 1500),
+                           Record("agr.predictions", 0, 1, b"agr", request, 2000)]) == 1  # late join
+    assert trainer.handle([label(1, "r-0", y0), label(2, "old", y2)]) == 2  # hits
+    assert trainer.join.counts == {"hit": 2, "late": 1, "miss": 0, "expired": 0}
+    assert trainer.offsets[("agr.predictions", 0)] == 2 and not dlq.letters
+    assert trainer.system.events_learned == 3
