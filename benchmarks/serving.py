@@ -263,7 +263,7 @@ def run_perennial(race: Race) -> None:
         argv = [sys.executable, "-m", "service.cli", "serve", "--registry", str(race.work / "registry"),
                 "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
                 "--bootstrap-servers", broker.bootstrap_servers]
-        with server(argv, env, url + "/readyz", race.work / "perennial.log"):
+        with server(argv, env, url + "/readyz", race.work / "perennial.log") as proc:
             served = httpx.get(f"{url}/v2/models/{MODEL}").json()["parameters"]["feature_names"]
             if served != race.features:  # the tensors' columns must mean the same to both servers
                 raise RuntimeError(f"Perennial serves features {served}, the race sends {race.features}")
@@ -271,11 +271,33 @@ def run_perennial(race: Race) -> None:
             race.http("perennial", "/predict", url, "/predict", bodies["predict"], metrics)
             race.http("perennial", "oip-rest", url, f"/v2/models/{MODEL}/infer", bodies["oip"], metrics)
             race.grpc("perennial", f"127.0.0.1:{grpc_port}", metrics)
+            if race.args.profile:
+                profile_perennial(race, proc, url, bodies["predict"][max(race.sizes)])
             time.sleep(3)  # let the prediction log drain, then the whole run's count
             text = httpx.get(metrics).text
             race.results["perennial totals"] = {"dropped": metric_sum(text, DROPPED),
                                                 "spooled": metric_sum(text, SPOOLED),
                                                 "predicted": metric_sum(text, PREDICTIONS)}
+
+
+def profile_perennial(race: Race, proc: subprocess.Popen, url: str, bodies: list[bytes]) -> None:
+    """An extra, unmeasured ``/predict`` run at the largest size under py-spy (the worker and
+    its threads); folded stacks and their summary go to ``--profile DIR``."""
+    from benchmarks import profiling
+
+    out = race.args.profile
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"perennial-predict-x{max(race.sizes)}.txt"
+    py_spy = bench_env.bench_python().parent / "py-spy"
+    sampler = profiling.record(py_spy, proc.pid, race.args.duration, raw)
+    time.sleep(1)  # py-spy attaches before the load starts
+    loadgen.wrk_load(race.wrk, url, "/predict", bodies, connections=race.args.connections,
+                     duration_s=race.args.duration, warmup_s=0)
+    sampler.wait(timeout=60)
+    summary = profiling.summarize(raw, max(1, round(race.args.duration)))
+    (out / "summary.txt").write_text(profiling.report(summary) + "\n")
+    race.results["perennial profile"] = {"raw": str(raw), **summary}
+    print(f"  py-spy of /predict x{max(race.sizes)}: {raw}\n{profiling.report(summary)}", flush=True)
 
 
 RUNNERS = {"starlette": run_starlette, "bentoml": run_bentoml, "mlserver": run_mlserver,
@@ -354,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="MLServer's parallel_workers (0: inference in its server process, its "
                         "faster setting here; MLServer's own default is 1)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="after Perennial's measured runs, profile its worker with py-spy under "
+                        "/predict at the largest size (an extra run, not in the table)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
