@@ -22,6 +22,7 @@ and one JSON line with everything::
     .venv/bin/python benchmarks/serving.py                  # the full race (~4 min)
     .venv/bin/python benchmarks/serving.py --quick          # 3 s runs
     .venv/bin/python benchmarks/serving.py --only perennial,mlserver --json race.json
+    .venv/bin/python benchmarks/serving.py --profile prof/  # + py-spy of Perennial at 64/request
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench_env, loadgen  # noqa: E402 - needs ROOT on the path
+from benchmarks.race_report import ratios, table, verdict_detail  # noqa: E402
 from service.demo.processes import stop_process_group  # noqa: E402
 
 MODEL = "bench"
@@ -304,66 +306,6 @@ RUNNERS = {"starlette": run_starlette, "bentoml": run_bentoml, "mlserver": run_m
            "perennial": run_perennial}
 
 
-# -- report --------------------------------------------------------------------------------------
-
-
-def table(results: dict[str, dict]) -> str:
-    lines = ["| server | route | inst/request | requests/s | instances/s | p50 ms | p99 ms | non-2xx | dropped |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results.values():
-        if "route" not in r:
-            continue
-        lines.append(f"| {LABELS[r['server']]} | {r['route']} | {r['instances_per_request']} | {r['rps']:,.1f} | "
-                     f"{r['instances_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['non_2xx']} | "
-                     f"{int(r['dropped']) if 'dropped' in r else '—'} |")
-    return "\n".join(lines)
-
-
-#: (name, ours, theirs, measure, target): issue 11's acceptance, as ratios of two runs.
-ACCEPTANCE = [
-    ("64/request: Perennial /predict vs uvicorn+Starlette", "perennial /predict x64", "starlette /predict x64",
-     "instances_per_s", 0.5),
-    ("64/request: Perennial /predict vs MLServer OIP REST", "perennial /predict x64", "mlserver oip-rest x64",
-     "instances_per_s", 1.0),
-    ("1/request: Perennial /predict vs MLServer OIP REST", "perennial /predict x1", "mlserver oip-rest x1",
-     "rps", 1.0),
-    ("1/request: Perennial /predict vs plain BentoML route", "perennial /predict x1", "bentoml /predict x1",
-     "rps", 0.8),
-    ("1/request: Perennial gRPC vs MLServer gRPC", "perennial grpc x1", "mlserver grpc x1", "rps", 1.0),
-]
-#: Reported beside the acceptance (same protocol on both sides), no target of their own.
-EXTRA = [
-    ("1/request: Perennial OIP REST vs MLServer OIP REST", "perennial oip-rest x1", "mlserver oip-rest x1", "rps"),
-    ("64/request: Perennial OIP REST vs MLServer OIP REST", "perennial oip-rest x64", "mlserver oip-rest x64",
-     "instances_per_s"),
-    ("64/request: Perennial gRPC vs MLServer gRPC", "perennial grpc x64", "mlserver grpc x64", "instances_per_s"),
-]
-
-
-def ratios(results: dict[str, dict]) -> dict[str, dict]:
-    out = {}
-    for name, ours, theirs, measure, *target in ACCEPTANCE + EXTRA:
-        if ours in results and theirs in results and results[theirs][measure]:
-            value = round(results[ours][measure] / results[theirs][measure], 3)
-            verdict = ("PASS" if value >= target[0] else "FAIL") if target else "info"
-        else:
-            value, verdict = None, "n/a"
-        out[name] = {"ratio": value, "target": target[0] if target else None, "verdict": verdict}
-    ours = [r for r in results.values() if r.get("server") == "perennial"]
-    if ours:
-        bad = sum(r["non_2xx"] + r["socket_errors"] for r in ours)
-        dropped = results.get("perennial totals", {}).get("dropped", sum(r["dropped"] for r in ours))
-        out["Perennial: non-2xx and socket errors"] = {"count": bad, "verdict": "PASS" if bad == 0 else "FAIL"}
-        out["Perennial: prediction records dropped"] = {"count": dropped, "verdict": "PASS" if dropped == 0 else "FAIL"}
-    return out
-
-
-def verdict_detail(v: dict) -> str:
-    if v.get("ratio") is not None:
-        return f"{v['ratio']:.3f}x" + (f" (target >= {v['target']}x)" if v["target"] else "")
-    return f"{v['count']:g}" if "count" in v else "not measured"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run (wrk -d)")
@@ -398,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             RUNNERS[name](race)
 
     verdicts = ratios(race.results)
-    print("\n" + table(race.results) + "\n")
+    print("\n" + table(race.results, LABELS) + "\n")
     for name, v in verdicts.items():
         print(f"{v['verdict']:4s}  {name}: {verdict_detail(v)}")
     summary = {"machine": f"{os.cpu_count()} CPUs", "load_average_before": [round(x, 2) for x in load_before],
