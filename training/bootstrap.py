@@ -35,7 +35,8 @@ from training.learners.base import Features, Label, Learner, OfflineFitter
 from training.learners.candidates_file import build_named, entries_from
 from training.reference import reference_histograms
 from training.rows import RowError, RowValidator
-from training.spec import FeatureKind, ModelSpec, Task, infer_spec, with_stats
+from training.spec import FeatureKind, ModelSpec, Task
+from training.spec_inference import infer_spec, with_stats
 
 
 class BootstrapRefused(ValueError):
