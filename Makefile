@@ -30,7 +30,7 @@ test: venv prometheus lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: venv
-	$(PY) -m pytest -m "not integration and not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not integration and not slow"
 
 # The closed loop on embedded defaults: broker, bootstrap, trainer, service, traffic (~5 min).
 demo: venv

@@ -7,9 +7,16 @@ the process boundaries (broker, trainer subprocess) live in ``tests/integration`
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: PyTorch's intra-op threads (one per core in each worker) would
+    # fight for the same cores and made the tiny test networks 3-5x slower. Set before torch
+    # is imported; the processes tests start inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

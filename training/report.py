@@ -12,12 +12,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 
-matplotlib.use("Agg")  # files only; no display on servers or CI
-# its first import on a machine builds a font cache and says so at INFO: not a user's concern
-logging.getLogger("matplotlib").setLevel(logging.WARNING)
-import matplotlib.pyplot as plt  # noqa: E402
+
+def _pyplot():  # noqa: ANN202 - matplotlib.pyplot
+    """matplotlib's pyplot, imported when a picture is drawn (it takes most of a second, and
+    most runs that import this module only write JSON)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers or CI
+    # its first import on a machine builds a font cache and says so at INFO: not a user's concern
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
@@ -36,6 +43,7 @@ def plot_timeline(result: dict[str, Any], path: str | Path, title: str | None = 
     score = "mae" if regression else "accuracy"
     windows = result["windows"]
     ends = [w["end"] for w in windows]
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 5))
     ax.plot(ends, [w[score] for w in windows], color="tab:blue", lw=2,
             label=f"Perennial (champion served)  {result['prequential'][score]:.3f}")
@@ -85,6 +93,7 @@ def plot_timeline(result: dict[str, Any], path: str | Path, title: str | None = 
 def plot_loss_curves(curves: dict[str, tuple[dict[str, list[float]], str]], path: str | Path) -> Path:
     """One panel per candidate: training and validation loss as training progressed."""
     n = len(curves)
+    plt = _pyplot()
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
     for ax, (name, (curve, x_label)) in zip(axes[0], curves.items(), strict=True):
         ax.plot(curve["x"], curve["train_loss"], label="train", color="tab:blue")

@@ -40,17 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.cli_support import notice, resolve_stream
+    from training.streams import stream_info
+
+    # bad flags and env values raise ValueError (pydantic's included): `perennial` makes each one line.
+    # The stream is checked before the learning stack is imported (seconds), so a typo answers at once.
+    stream = resolve_stream(args, "replay")
+    info = stream_info(stream)
+
     from tqdm import tqdm
 
-    from service.cli_support import notice, resolve_stream
     from service.offline_settings import OfflineSettings, apply_flags
     from training.replay import ReplayConfig, run_replay
     from training.report import plot_timeline, write_json
-    from training.streams import stream_info
-
-    # bad flags and env values raise ValueError (pydantic's included): `perennial` makes each one line
-    stream = resolve_stream(args, "replay")
-    info = stream_info(stream)
     settings = apply_flags(OfflineSettings(), args, SETTING_FLAGS)
     config = ReplayConfig(
         stream=stream, events=args.events, seed=args.seed, window=settings.window,

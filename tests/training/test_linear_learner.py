@@ -88,6 +88,7 @@ def test_bad_hyperparameters_refused(bad):
         LinearLearner(**bad)
 
 
+@pytest.mark.slow  # 20k-event prequential runs of both implementations: `make test` runs it
 @pytest.mark.parametrize("stream", ["agrawal-drift", "sea-drift"])
 def test_prequential_accuracy_matches_river(stream):
     """The River pipeline it replaces (StandardScaler | OneVsRest(LogisticRegression(SGD 0.01)))

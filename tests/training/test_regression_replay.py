@@ -49,6 +49,7 @@ def test_stationary_regression_stream_does_not_flap():
     assert len(result["promotions"]) <= 1
 
 
+@pytest.mark.slow  # a replay through the CLI in a subprocess: `make test` runs it
 def test_cli_replays_a_regression_stream_with_its_default_candidates(tmp_path):
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     proc = subprocess.run(

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.helpers import run_perennial
+from training.bootstrap import BootstrapConfig
 from training.replay import ReplayConfig, run_replay
 
 REQUIRED = ["events", "events_per_second", "prequential", "windows", "drifts", "promotions",
@@ -23,14 +24,16 @@ def drifting():
 
 def test_result_has_the_documented_fields_and_says_which_defaults_it_adapted():
     heard = []
-    result = run_replay(ReplayConfig(stream="agrawal-drift", events=3_000), notice=heard.append)
+    # two cheap candidates (the defaults' forest costs seconds here; the slow replays run it)
+    result = run_replay(ReplayConfig(stream="agrawal-drift", events=3_000,
+                                     bootstrap=BootstrapConfig(candidates=("logreg", "hat"))), notice=heard.append)
     for key in REQUIRED:
         assert key in result, key
     assert result["events"] == 2_500 and result["bootstrap_events"] == 500
     assert set(result["prequential"]) >= {"accuracy", "f1_macro"}
     assert all({"end", "accuracy"} <= set(w) for w in result["windows"])
     assert set(result["baselines"]) == {"static", "online_only"}
-    assert {"logreg", "hat", "arf"} <= set(result["learners"])
+    assert {"logreg", "hat"} <= set(result["learners"])
     for p in result["promotions"]:
         assert {"at", "from_version", "to_version", "learner", "reason"} <= set(p)
     json.dumps(result)  # JSON-serialisable as is

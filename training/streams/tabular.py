@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from river import datasets
-from river.datasets import synth
+# river.datasets imports scikit-learn (about a second): imported where a stream is built,
+# so that naming a stream, or a command's usage error, stays quick
 
 from training.learners.base import Label
 
@@ -46,6 +46,8 @@ def _numeric(x: dict) -> dict[str, float]:
 def agrawal_drift(n_events: int = 100_000, seed: int = 42, phases: tuple[int, ...] = AGRAWAL_PHASES) -> Iterator[Event]:
     """River's Agrawal generator with abrupt function switches (three, by default)."""
     def make(function: int, s: int):
+        from river.datasets import synth
+
         return synth.Agrawal(classification_function=function, seed=s, balance_classes=False)
 
     for x, y in _phased(make, phases, n_events, seed):
@@ -60,6 +62,8 @@ def agrawal_stationary(n_events: int = 50_000, seed: int = 42, function: int = 0
 def sea_drift(n_events: int = 100_000, seed: int = 42, noise: float = 0.1) -> Iterator[Event]:
     """River's SEA generator, cycling its four threshold variants, with label noise."""
     def make(variant: int, s: int):
+        from river.datasets import synth
+
         return synth.SEA(variant=variant, noise=noise, seed=s)
 
     for x, y in _phased(make, SEA_PHASES, n_events, seed):
@@ -77,6 +81,8 @@ def friedman_drift(n_events: int = 60_000, seed: int = 42) -> Iterator[tuple[dic
     first, then the same function of other features (x3 x4 / x1 / x0 / x2, then
     x1 x4 / x3 / x2 / x0); ten features uniform in [0, 1], five of them noise."""
     first, second = drift_positions(n_events, FRIEDMAN_PHASES)
+    from river.datasets import synth
+
     generator = synth.FriedmanDrift(drift_type="gsg", position=(first, second), transition_window=0, seed=seed)
     for x, y in itertools.islice(iter(generator), n_events):
         yield {f"x{k}": float(v) for k, v in x.items()}, float(y)
@@ -84,12 +90,16 @@ def friedman_drift(n_events: int = 60_000, seed: int = 42) -> Iterator[tuple[dic
 
 def friedman(n_events: int = 30_000, seed: int = 42) -> Iterator[tuple[dict[str, float], float]]:
     """River's Friedman #1 regression stream, one concept throughout (the stationary control)."""
+    from river.datasets import synth
+
     for x, y in itertools.islice(iter(synth.Friedman(seed=seed)), n_events):
         yield {f"x{k}": float(v) for k, v in x.items()}, float(y)
 
 
 def bundled(name: str, n_events: int | None = None) -> Iterator[Event]:
     """River's bundled real data sets (no download): ``phishing`` and ``shuttle``."""
+    from river import datasets
+
     dataset = {"phishing": datasets.Phishing, "shuttle": datasets.Shuttle}[name]()
     for x, y in itertools.islice(dataset, n_events):
         features = {k: float(v) for k, v in x.items() if v is not None}
