@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _pyplot():  # noqa: ANN202 - matplotlib.pyplot
     """matplotlib's pyplot, imported when a picture is drawn (it takes most of a second, and
     most runs that import this module only write JSON)."""

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 # river.datasets imports scikit-learn (about a second): imported where a stream is built,
 # so that naming a stream, or a command's usage error, stays quick
-
 from training.learners.base import Label
 
 Event = tuple[dict[str, float], Label]
