@@ -1,394 +1,354 @@
-"""Serving throughput: Perennial's service against a plain adaptive-batching BentoML service.
+"""The serving race (issue 11): Perennial against MLServer, plain BentoML and uvicorn+Starlette.
 
-Same model (a logistic regression from the registry), same client, same requests (one
-instance per ``POST /predict``), concurrency 16 and 64, one server at a time on this
-machine. Perennial runs with every feature on: validation, prediction ids, prediction log to
-a real (embedded) broker, PSI gauges, metrics, registry watcher, gRPC server. Reports
-requests/s, p50, p99 and the share of non-200 answers, plus gRPC (OIP ``ModelInfer`` through
-tritonclient) requests/s.
+One run, one server at a time, the same load generator and the same model — the agrawal
+logistic regression in a Perennial registry, which every peer loads and calls per instance:
 
-    .venv/bin/python benchmarks/serving.py [--duration 10] [--json serving.json]
+* **uvicorn + Starlette**, one route (`benchmarks/peers/starlette_app.py`): the Python limit;
+* **plain BentoML**: that route mounted in a BentoML 1.4 service with Perennial's BentoML
+  configuration (`benchmarks/peers/bentoml_service.py`): BentoML's own ceiling;
+* **MLServer 1.7** with a custom runtime (`benchmarks/peers/mlserver_runtime.py`), OIP REST and
+  gRPC, from the bench venv;
+* **Perennial** (`perennial serve`, every feature on: validation, prediction ids, the
+  prediction log to a real embedded broker, PSI drift gauges, metrics, registry watcher):
+  ``/predict``, OIP REST (``/v2/models/<m>/infer``) and OIP gRPC.
 
-Targets (issue 3): Perennial >= 0.9x the baseline's requests/s, and no 503 at concurrency 64
-(the baseline runs with a tight ``max_latency_ms`` and sheds load with 503 there).
+Each at 1 and 64 instances per request. HTTP load is Debian's ``wrk -t1 -c32 -d10s``, gRPC a
+lean ``grpc.aio`` client with 32 calls in flight (`benchmarks/loadgen.py`). What is not in
+the project (wrk, MLServer) the benchmark installs itself (`benchmarks/bench_env.py`).
+Prints a table (requests/s, instances/s, p50/p99, non-2xx, and for Perennial the prediction
+records dropped, from its ``/metrics``), the acceptance ratios of issue 11 with PASS/FAIL,
+and one JSON line with everything::
 
-``--compare DIR`` also serves the same registry, broker and requests from another source tree
-(for example ``git archive <commit>`` of an earlier Perennial, unpacked), right after this
-one, ``--rounds`` times in turn, and reports this tree's requests/s over that tree's: how much
-a change to the serving path costs (issue 9: raw rows through the spec's validator against the
-numeric-only path they replace, at most 10 % slower). ``--skip-baseline`` leaves out the
-plain BentoML servers. ``--plane-requests N`` also times N in-process ``DataPlane.predict``
-calls per tree (1 and 32 instances each, prediction records built, nothing sent): CPU time
-per request, which a shared machine's load disturbs far less than requests/s.
+    .venv/bin/python benchmarks/serving.py                  # the full race (~4 min)
+    .venv/bin/python benchmarks/serving.py --quick          # 3 s runs
+    .venv/bin/python benchmarks/serving.py --only perennial,mlserver --json race.json
+    .venv/bin/python benchmarks/serving.py --profile prof/  # + py-spy of Perennial at 64/request
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.demo.processes import stop_process_group  # noqa: E402 - needs ROOT on the path
+from benchmarks import bench_env, loadgen  # noqa: E402 - needs ROOT on the path
+from benchmarks.race_report import ratios, table, verdict_detail  # noqa: E402
+from service.demo.processes import stop_process_group  # noqa: E402
 
 MODEL = "bench"
 KEY = "benchmark-key"
+SERVERS = ("starlette", "bentoml", "mlserver", "perennial")
+LABELS = {"starlette": "uvicorn + Starlette", "bentoml": "plain BentoML", "mlserver": "MLServer",
+          "perennial": "Perennial"}
+DROPPED = "perennial_prediction_log_dropped_total"  # streaming/metrics.py, counted in predictions
+SPOOLED = "perennial_prediction_log_spooled_total"
+PREDICTIONS = "perennial_predictions_total"
 
 
-def build_registry(root: Path) -> list[dict]:
-    """Register the benchmark champion; return request instances (feature dicts)."""
+def build_registry(root: Path) -> tuple[list[dict], list[str]]:
+    """Register the champion as ``perennial bootstrap`` would (a spec inferred from the data,
+    the learner built from it); return 1,000 unseen instances and the feature order."""
     from training.learners.candidates import logistic_regression
     from training.reference import reference_histograms
     from training.registry import Registry
+    from training.spec import infer_spec
     from training.streams import iter_stream
 
     data = list(iter_stream("agrawal", 2000, 1))
-    learner = logistic_regression()
-    for x, y in data[:1000]:
+    train = data[:1000]
+    learner = logistic_regression(spec=infer_spec([x for x, _ in train], [y for _, y in train]))
+    for x, y in train:
         learner.learn_one(x, y)
     registry = Registry(root, key=KEY)
-    info = registry.publish(MODEL, learner, reference=reference_histograms([x for x, _ in data[:1000]]))
+    info = registry.publish(MODEL, learner, reference=reference_histograms([x for x, _ in train]))
     registry.promote(MODEL, info.version, "benchmark")
-    return [x for x, _ in data[1000:]]
+    return [x for x, _ in data[1000:]], list(learner.n_features_in)
+
+
+# -- request bodies (a few distinct ones per size, cycled by the load generators) ----------------
+
+
+def chunks(instances: list[dict], size: int, count: int = 16) -> list[list[dict]]:
+    return [instances[i * size:(i + 1) * size] for i in range(min(count, len(instances) // size))]
+
+
+def predict_bodies(instances: list[dict], size: int) -> list[bytes]:
+    """``/predict`` bodies: Perennial's, and the Starlette peers take the same."""
+    return [json.dumps({"model": MODEL, "instances": [{"features": x} for x in c]}).encode()
+            for c in chunks(instances, size)]
+
+
+def oip_rest_bodies(instances: list[dict], features: list[str], size: int) -> list[bytes]:
+    """OIP REST bodies: the single ``features`` tensor ``[size, n_features]``, FP64 (exact)."""
+    return [json.dumps({"inputs": [{"name": "features", "datatype": "FP64", "shape": [len(c), len(features)],
+                                    "data": [x[f] for x in c for f in features]}]}).encode()
+            for c in chunks(instances, size)]
+
+
+def oip_grpc_bodies(instances: list[dict], features: list[str], size: int) -> list[bytes]:
+    """Serialised ``ModelInferRequest``s with the same tensor as typed ``fp64_contents``
+    (the portable form: both servers also read ``raw_input_contents``)."""
+    from service.oip.generated import grpc_service_pb2 as pb
+
+    out = []
+    for c in chunks(instances, size):
+        tensor = pb.ModelInferRequest.InferInputTensor(
+            name="features", datatype="FP64", shape=[len(c), len(features)],
+            contents=pb.InferTensorContents(fp64_contents=[x[f] for x in c for f in features]))
+        out.append(pb.ModelInferRequest(model_name=MODEL, inputs=[tensor]).SerializeToString())
+    return out
+
+
+# -- servers -------------------------------------------------------------------------------------
 
 
 @contextmanager
-def server(argv: list[str], env: dict[str, str], url: str, log: Path, cwd: Path = ROOT):
+def server(argv: list[str], env: dict[str, str], ready_url: str, log: Path, cwd: Path = ROOT,
+           timeout_s: float = 120.0) -> Iterator[subprocess.Popen]:
+    """Start ``argv`` in its own process group, wait for ``ready_url`` to answer 200, stop it
+    (the whole group: BentoML and MLServer fork workers) on the way out."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=cwd, start_new_session=True)
-        try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
-            yield proc
-        finally:
-            stop_process_group(proc, 30)
-
-
-def summarize(latencies: list[float], statuses: list[int], seconds: float) -> dict:
-    lat = np.array(latencies) * 1000
-    n = len(statuses)
-    return {
-        "requests": n,
-        "rps": round(n / seconds, 1),
-        "ok_rps": round(sum(s == 200 for s in statuses) / seconds, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2) if n else None,
-        "p99_ms": round(float(np.percentile(lat, 99)), 2) if n else None,
-        "non_200_share": round(sum(s != 200 for s in statuses) / n, 4) if n else None,
-        "status_503": sum(s == 503 for s in statuses),
-    }
-
-
-class _Connection:
-    """A minimal keep-alive HTTP/1.1 client connection.
-
-    Why not httpx: on 2 cores httpx's per-request overhead caps the client near the server's
-    rate and hides the difference between the two servers; this costs a few microseconds.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        self.writer.write(head + body)
-        line = await self.reader.readline()
-        if not line:
-            raise ConnectionError("server closed the connection")
-        status = int(line.split()[1])
-        length, chunked, close = 0, False, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                close = b"close" in value.lower()
-        if chunked:
-            while (size := int((await self.reader.readline()).strip() or b"0", 16)):
-                await self.reader.readexactly(size + 2)
-            await self.reader.readline()
-        else:
-            await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-async def http_load(url: str, bodies: list[bytes], concurrency: int, duration: float, warmup: float) -> dict:
-    host, port = url.removeprefix("http://").split(":")
-    latencies: list[float] = []
-    statuses: list[int] = []
-    start = time.perf_counter()
-    measure_from, end = start + warmup, start + warmup + duration
-
-    async def worker(i: int) -> None:
-        conn = _Connection(host, int(port))
-        k = i
-        while (now := time.perf_counter()) < end:
-            body = bodies[k % len(bodies)]
-            k += concurrency
+                                stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[:4]} exited: {log.read_text(errors='replace')[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[:4]} not ready after {timeout_s:.0f} s; log {log}")
             try:
-                status = await conn.post("/predict", body)
-            except (OSError, ValueError, asyncio.IncompleteReadError):
-                conn.close()
-                status = 599
-            if now >= measure_from:
-                latencies.append(time.perf_counter() - now)
-                statuses.append(status)
-        conn.close()
-
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return summarize(latencies, statuses, duration)
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop_process_group(proc, 30)
 
 
-async def grpc_load(address: str, rows: np.ndarray, concurrency: int, duration: float, warmup: float) -> dict:
-    import tritonclient.grpc.aio as tgrpc
-
-    client = tgrpc.InferenceServerClient(address)
-    latencies: list[float] = []
-    statuses: list[int] = []
-    start = time.perf_counter()
-    measure_from, end = start + warmup, start + warmup + duration
-
-    async def worker(i: int) -> None:
-        k = i
-        while (now := time.perf_counter()) < end:
-            tensor = tgrpc.InferInput("features", [1, rows.shape[1]], "FP32")
-            tensor.set_data_from_numpy(rows[k % len(rows)][None, :])
-            k += concurrency
-            try:
-                await client.infer(MODEL, [tensor])
-                status = 200
-            except Exception:
-                status = 500
-            if now >= measure_from:
-                latencies.append(time.perf_counter() - now)
-                statuses.append(status)
-
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    await client.close()
-    return summarize(latencies, statuses, duration)
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every sample of counter ``name`` in a Prometheus exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
-#: Run with PYTHONPATH=<tree>: the data plane of that tree over the benchmark registry, in one
-#: process, without HTTP; CPU microseconds (all threads) per `DataPlane.predict`, best and
-#: median of ten chunks.
-PLANE_SNIPPET = """
-import asyncio, json, sys, time
-from service.dataplane import DataPlane
-from service.metrics_exposition import build_service_metrics
-from service.model_holder import ModelHolder, build_champion
-from service.prediction_log import KafkaEventLog
-from training.registry import Registry
+class Race:
+    """The run's settings, inputs and results; one method per kind of load."""
 
-registry_dir, model, key, n, per_request = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-instances = json.load(sys.stdin)
-metrics = build_service_metrics()
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args, self.work = args, work
+        self.wrk = bench_env.ensure_wrk()
+        self.instances, self.features = build_registry(work / "registry")
+        self.sizes = [int(s) for s in args.instances.split(",")]
+        self.results: dict[str, dict] = {}
+        self.peer_env = {"PEER_REGISTRY": str(work / "registry"), "PEER_MODEL": MODEL, "PEER_KEY": KEY,
+                         "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True"}
 
-class Log(KafkaEventLog):  # records are built as when logging is on; nothing is sent
-    enabled = True
-    def log_predictions(self, model, records):
-        pass
+    def record(self, server: str, route: str, size: int, r: dict) -> dict:
+        r = {k: v for k, v in r.items() if k != "raw"}
+        r.update(server=server, route=route, instances_per_request=size,
+                 instances_per_s=round(r["rps"] * size, 1), rps=round(r["rps"], 1))
+        self.results[f"{server} {route} x{size}"] = r
+        print(f"  {LABELS[server]:20s} {route:10s} x{size:<3d} {r['rps']:>9,.1f} req/s "
+              f"{r['instances_per_s']:>10,.0f} inst/s  p99 {r['p99_ms']} ms  non-2xx {r['non_2xx']}  "
+              f"client {r['client_cores']} cores"
+              + (f"  dropped {r['dropped']:.0f}" if "dropped" in r else ""), flush=True)
+        return r
 
-def build(loaded):
-    return build_champion(loaded, metrics, max_batch_size=64, max_latency_ms=60000)
+    def http(self, server: str, route: str, url: str, path: str, bodies: dict[int, list[bytes]],
+             metrics_url: str | None = None) -> None:
+        for size in self.sizes:
+            before = httpx.get(metrics_url).text if metrics_url else None
+            r = loadgen.wrk_load(self.wrk, url, path, bodies[size], connections=self.args.connections,
+                                 duration_s=self.args.duration, warmup_s=self.args.warmup)
+            if metrics_url:
+                r.update(self.log_delta(before, metrics_url))
+            self.record(server, route, size, r)
 
-holder = ModelHolder(Registry(registry_dir, key=key), build, metrics)
-holder.poll_once()
-plane = DataPlane(holder, metrics, Log("", metrics), max_instances=1024)
-bodies = [instances[i:i + per_request] for i in range(0, len(instances) - per_request + 1, per_request)]
+    def grpc(self, server: str, address: str, metrics_url: str | None = None) -> None:
+        for size in self.sizes:
+            before = httpx.get(metrics_url).text if metrics_url else None
+            r = loadgen.grpc_load(address, oip_grpc_bodies(self.instances, self.features, size),
+                                  concurrency=self.args.connections, duration_s=self.args.duration,
+                                  warmup_s=self.args.warmup)
+            if metrics_url:
+                r.update(self.log_delta(before, metrics_url))
+            self.record(server, "grpc", size, r)
 
-async def go():
-    for i in range(200):
-        await plane.predict(model, bodies[i % len(bodies)])
-    chunks, k = [], 0
-    for _ in range(10):  # the best tenth: what a busy shared machine disturbs least
-        cpu = time.process_time()
-        for _ in range(n // 10):
-            await plane.predict(model, bodies[k % len(bodies)])
-            k += 1
-        chunks.append((time.process_time() - cpu) / (n // 10) * 1e6)
-    return {"cpu_us": round(min(chunks), 1), "median_cpu_us": round(sorted(chunks)[5], 1)}
+    def log_delta(self, before: str, metrics_url: str) -> dict:
+        """Perennial's prediction-log counters over one run (warm-up included)."""
+        after = httpx.get(metrics_url).text
+        return {key: metric_sum(after, name) - metric_sum(before, name)
+                for key, name in (("dropped", DROPPED), ("spooled", SPOOLED), ("predicted", PREDICTIONS))}
 
-print(json.dumps(asyncio.run(go())))
-"""
-
-
-def plane_cost(tree: Path, work: Path, instances: list[dict], n: int, per_request: int) -> dict:
-    """`PLANE_SNIPPET` run from source tree ``tree``: the in-process cost of one predict."""
-    out = subprocess.run(
-        [sys.executable, "-c", PLANE_SNIPPET, str(work / "registry"), MODEL, KEY, str(n), str(per_request)],
-        input=json.dumps([{"features": x} for x in instances]), capture_output=True, text=True, check=True,
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree), "PERENNIAL_REGISTRY_KEY": KEY},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    def bodies(self) -> dict[str, dict[int, list[bytes]]]:
+        return {"predict": {n: predict_bodies(self.instances, n) for n in self.sizes},
+                "oip": {n: oip_rest_bodies(self.instances, self.features, n) for n in self.sizes}}
 
 
-def run_perennial(name: str, tree: Path, round_: int, bootstrap: str, work: Path, levels: list[int],
-                  bodies: list[bytes], instances: list[dict], args, results: dict) -> None:
-    """Serve the benchmark registry with `perennial serve` from source tree ``tree``; HTTP
-    then gRPC load at each concurrency level."""
+def run_starlette(race: Race) -> None:
     from streaming.broker import free_port
 
-    tag = f" #{round_}" if args.rounds > 1 or args.compare else ""
-    port, grpc_port = free_port(), free_port()
-    env = {"PERENNIAL_REGISTRY_KEY": KEY, "PERENNIAL_ADMIN_TOKEN": "bench", "PYTHONPATH": str(tree)}
-    argv = [sys.executable, "-m", "service.cli", "serve", "--registry", str(work / "registry"),
-            "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
-            "--bootstrap-servers", bootstrap]
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "benchmarks.peers.starlette_app:app", "--host", "127.0.0.1",
+            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--log-level", "warning", "--timeout-keep-alive", "5"]
     url = f"http://127.0.0.1:{port}"
-    with server(argv, env, url, work / f"{name}-{round_}.log", cwd=tree):
-        for c in levels:
-            r = asyncio.run(http_load(url, bodies, c, args.duration, args.warmup))
-            results["runs"][f"{name} http c={c}{tag}"] = r
-            print(f"{name:19s} http c={c:<3d} {r}", flush=True)
-        features = httpx.get(f"{url}/v2/models/{MODEL}").json()["parameters"]["feature_names"]
-        rows = np.array([[x[f] for f in features] for x in instances], dtype=np.float32)
-        for c in levels:
-            r = asyncio.run(grpc_load(f"127.0.0.1:{grpc_port}", rows, c, args.duration, args.warmup))
-            results["runs"][f"{name} grpc c={c}{tag}"] = r
-            print(f"{name:19s} grpc c={c:<3d} {r}", flush=True)
-        metrics = httpx.get(f"{url}/metrics").text
-        dropped = [line for line in metrics.splitlines() if line.startswith("perennial_prediction_log_dropped_total")]
-        results.setdefault("prediction_log_dropped", {})[f"{name}{tag}"] = dropped
+    with server(argv, race.peer_env, url + "/readyz", race.work / "starlette.log"):
+        race.http("starlette", "/predict", url, "/predict", race.bodies()["predict"])
+
+
+def run_bentoml(race: Race) -> None:
+    from streaming.broker import free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "bentoml", "serve", "benchmarks.peers.bentoml_service:Plain",
+            "--working-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port), "--timeout-keep-alive", "5"]
+    url = f"http://127.0.0.1:{port}"
+    with server(argv, race.peer_env, url + "/readyz", race.work / "bentoml.log"):
+        race.http("bentoml", "/predict", url, "/predict", race.bodies()["predict"])
+
+
+def run_mlserver(race: Race) -> None:
+    """``mlserver start`` on a model repository of one model, our runtime, from the bench venv.
+
+    MLServer's defaults but three: the ports; ``debug`` off, which turns off its uvicorn
+    access log (every server in the race runs without one, as Perennial does by default);
+    and ``parallel_workers`` 0 unless told otherwise. MLServer's default (1) sends every
+    inference to a worker process over a pipe; measured here that halves its 1-instance
+    requests/s and gains nothing at 64 (benchmarks/README.md), so the race runs the faster
+    MLServer, inference in its server process — one serving process, as Perennial's."""
+    from streaming.broker import free_port
+
+    python = bench_env.bench_python()
+    repo = race.work / "mlserver"
+    (repo / MODEL).mkdir(parents=True, exist_ok=True)
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    settings = {"debug": False, "host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port,
+                "metrics_port": metrics_port}
+    settings["parallel_workers"] = race.args.mlserver_parallel_workers
+    (repo / "settings.json").write_text(json.dumps(settings))
+    (repo / MODEL / "model-settings.json").write_text(json.dumps(
+        {"name": MODEL, "implementation": "benchmarks.peers.mlserver_runtime.PerennialRuntime"}))
+    url = f"http://127.0.0.1:{http_port}"
+    argv = [str(python.parent / "mlserver"), "start", str(repo)]
+    with server(argv, race.peer_env, f"{url}/v2/models/{MODEL}/ready", race.work / "mlserver.log", cwd=repo):
+        race.http("mlserver", "oip-rest", url, f"/v2/models/{MODEL}/infer", race.bodies()["oip"])
+        race.grpc("mlserver", f"127.0.0.1:{grpc_port}")
+
+
+def run_perennial(race: Race) -> None:
+    from streaming.broker import EmbeddedBroker, free_port
+
+    port, grpc_port = free_port(), free_port()
+    env = {"PERENNIAL_REGISTRY_KEY": KEY, "PERENNIAL_ADMIN_TOKEN": "bench",
+           "PERENNIAL_SPOOL_DIR": str(race.work / "spool"), "PYTHONPATH": str(ROOT)}
+    url = f"http://127.0.0.1:{port}"
+    with EmbeddedBroker(port=free_port(), log_path=race.work / "broker.log") as broker:
+        argv = [sys.executable, "-m", "service.cli", "serve", "--registry", str(race.work / "registry"),
+                "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
+                "--bootstrap-servers", broker.bootstrap_servers]
+        with server(argv, env, url + "/readyz", race.work / "perennial.log") as proc:
+            served = httpx.get(f"{url}/v2/models/{MODEL}").json()["parameters"]["feature_names"]
+            if served != race.features:  # the tensors' columns must mean the same to both servers
+                raise RuntimeError(f"Perennial serves features {served}, the race sends {race.features}")
+            bodies, metrics = race.bodies(), f"{url}/metrics"
+            race.http("perennial", "/predict", url, "/predict", bodies["predict"], metrics)
+            race.http("perennial", "oip-rest", url, f"/v2/models/{MODEL}/infer", bodies["oip"], metrics)
+            race.grpc("perennial", f"127.0.0.1:{grpc_port}", metrics)
+            if race.args.profile:
+                profile_perennial(race, proc, url, bodies["predict"][max(race.sizes)])
+            time.sleep(3)  # let the prediction log drain, then the whole run's count
+            text = httpx.get(metrics).text
+            race.results["perennial totals"] = {"dropped": metric_sum(text, DROPPED),
+                                                "spooled": metric_sum(text, SPOOLED),
+                                                "predicted": metric_sum(text, PREDICTIONS)}
+
+
+def profile_perennial(race: Race, proc: subprocess.Popen, url: str, bodies: list[bytes]) -> None:
+    """An extra, unmeasured ``/predict`` run at the largest size under py-spy (the worker and
+    its threads); folded stacks and their summary go to ``--profile DIR``."""
+    from benchmarks import profiling
+
+    out = race.args.profile
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"perennial-predict-x{max(race.sizes)}.txt"
+    py_spy = bench_env.bench_python().parent / "py-spy"
+    sampler = profiling.record(py_spy, proc.pid, race.args.duration, raw)
+    time.sleep(1)  # py-spy attaches before the load starts
+    loadgen.wrk_load(race.wrk, url, "/predict", bodies, connections=race.args.connections,
+                     duration_s=race.args.duration, warmup_s=0)
+    sampler.wait(timeout=60)
+    summary = profiling.summarize(raw, max(1, round(race.args.duration)))
+    (out / "summary.txt").write_text(profiling.report(summary) + "\n")
+    race.results["perennial profile"] = {"raw": str(raw), **summary}
+    print(f"  py-spy of /predict x{max(race.sizes)}: {raw}\n{profiling.report(summary)}", flush=True)
+
+
+RUNNERS = {"starlette": run_starlette, "bentoml": run_bentoml, "mlserver": run_mlserver,
+           "perennial": run_perennial}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run (wrk -d)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
-    parser.add_argument("--concurrency", default="16,64")
-    parser.add_argument("--baseline-max-latency-ms", default="10,10000",
-                        help="the baselines' BentoML max_latency_ms: a tight one (sheds load with 503) "
-                        "and a generous one (queues; the fair throughput reference)")
-    parser.add_argument("--baseline-access-log", action="store_true",
-                        help="keep BentoML's access log on in the baseline (Perennial turns it off)")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--compare", type=Path, help="also serve from this source tree and report the ratio")
-    parser.add_argument("--rounds", type=int, default=1, help="Perennial runs per tree, in turn (averaged)")
-    parser.add_argument("--skip-baseline", action="store_true", help="leave out the plain BentoML servers")
-    parser.add_argument("--plane-requests", type=int, default=0,
-                        help="also time this many in-process DataPlane.predict calls per tree (CPU per request)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c, and gRPC calls in flight")
+    parser.add_argument("--instances", default="1,64", help="instances per request, comma-separated")
+    parser.add_argument("--only", default=",".join(SERVERS), help=f"servers to race, of {','.join(SERVERS)}")
+    parser.add_argument("--mlserver-parallel-workers", type=int, default=0,
+                        help="MLServer's parallel_workers (0: inference in its server process, its "
+                        "faster setting here; MLServer's own default is 1)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="after Perennial's measured runs, profile its worker with py-spy under "
+                        "/predict at the largest size (an extra run, not in the table)")
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
+    if args.quick:
+        args.duration, args.warmup = 3.0, 1.0
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(only) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown server(s) {unknown}; choose from {','.join(SERVERS)}")
 
-    from streaming.broker import EmbeddedBroker, free_port
+    work = Path(tempfile.mkdtemp(prefix="perennial-race-"))
+    load_before = os.getloadavg()
+    race = Race(args, work)
+    print(f"race in {work}: {os.cpu_count()} CPUs, load average {load_before[0]:.2f}, "
+          f"wrk -t1 -c{args.connections} -d{args.duration:g}s", flush=True)
+    for name in SERVERS:
+        if name in only:
+            print(f"{LABELS[name]}:", flush=True)
+            RUNNERS[name](race)
 
-    work = Path(tempfile.mkdtemp(prefix="perennial-bench-"))
-    instances = build_registry(work / "registry")
-    bodies = [json.dumps({"model": MODEL, "instances": [{"features": x}]}).encode() for x in instances]
-    results: dict = {"machine": f"{os.cpu_count()} CPUs", "duration_s": args.duration, "runs": {}}
-
-    def run_http(name: str, url: str) -> None:
-        for c in levels:
-            r = asyncio.run(http_load(url, bodies, c, args.duration, args.warmup))
-            results["runs"][f"{name} http c={c}"] = r
-            print(f"{name:19s} http c={c:<3d} {r}", flush=True)
-
-    for latency in [] if args.skip_baseline else [int(v) for v in args.baseline_max_latency_ms.split(",")]:
-        port = free_port()
-        baseline_env = {
-            "BASELINE_REGISTRY": str(work / "registry"), "BASELINE_MODEL": MODEL, "BASELINE_KEY": KEY,
-            "BASELINE_MAX_LATENCY_MS": str(latency), "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(ROOT),
-        }
-        if not args.baseline_access_log:  # same BentoML logging as `perennial serve`, for a fair race
-            baseline_env["BENTOML_CONFIG_OPTIONS"] = "api_server.logging.access.enabled=false"
-        with server([sys.executable, "-m", "bentoml", "serve", "baseline_service:Baseline", "--working-dir",
-                     str(ROOT / "benchmarks"), "--port", str(port), "--host", "127.0.0.1"],
-                    baseline_env, f"http://127.0.0.1:{port}", work / f"baseline-{latency}.log"):
-            run_http(f"baseline({latency}ms)", f"http://127.0.0.1:{port}")
-
-    trees = [("perennial", ROOT)] + ([("perennial@compare", args.compare.resolve())] if args.compare else [])
-    if args.plane_requests:
-        for round_ in range(args.rounds):
-            for name, tree in trees:
-                for per_request in (1, 32):
-                    r = plane_cost(tree, work, instances, args.plane_requests, per_request)
-                    results["runs"][f"{name} plane x{per_request} #{round_}"] = r
-                    print(f"{name:19s} plane x{per_request:<3d} {r}", flush=True)
-        for name, _ in trees:
-            for per_request in (1, 32):
-                rounds = [v for k, v in results["runs"].items() if k.startswith(f"{name} plane x{per_request} #")]
-                results["runs"][f"{name} plane x{per_request}"] = {
-                    "cpu_us": round(sorted(r["cpu_us"] for r in rounds)[len(rounds) // 2], 1),
-                    "rounds_cpu_us": [r["cpu_us"] for r in rounds]}
-        if args.compare:
-            for per_request in (1, 32):
-                ours, theirs = (results["runs"][f"{n} plane x{per_request}"]["cpu_us"] for n, _ in trees)
-                results[f"compare/perennial plane cpu x{per_request}"] = round(theirs / ours, 3)
-    with EmbeddedBroker(port=free_port(), log_path=work / "broker.log") as broker:
-        for round_ in range(args.rounds):
-            for name, tree in trees:
-                run_perennial(name, tree, round_, broker.bootstrap_servers, work, levels, bodies, instances,
-                              args, results)
-
-    if args.rounds > 1 or args.compare:
-        for key in sorted({k.split(" #")[0] for k in results["runs"] if " #" in k and " plane " not in k}):
-            rounds = [v for k, v in results["runs"].items() if k.split(" #")[0] == key]
-            results["runs"][key] = {
-                "rps": round(sum(r["rps"] for r in rounds) / len(rounds), 1),
-                "ok_rps": round(sum(r["ok_rps"] for r in rounds) / len(rounds), 1),
-                "status_503": sum(r["status_503"] for r in rounds),
-                "rounds_rps": [r["rps"] for r in rounds],
-            }
-    if args.compare:
-        for c in levels:
-            for transport in ("http", "grpc"):
-                ours, theirs = (results["runs"][f"{n} {transport} c={c}"]["rps"] for n, _ in trees)
-                results[f"perennial/compare {transport} rps c={c}"] = round(ours / theirs, 3) if theirs else None
-        results["compare_tree"] = str(args.compare)
-    if args.skip_baseline:
-        print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
-        return 0
-
-    runs = results["runs"]
-    tight, generous = (f"baseline({v}ms)" for v in args.baseline_max_latency_ms.split(",")[:2])
-    for c in levels:
-        ours = runs[f"perennial http c={c}"]
-        for name in (tight, generous):
-            base = runs[f"{name} http c={c}"]
-            results[f"perennial/{name} rps c={c}"] = round(ours["rps"] / base["rps"], 3) if base["rps"] else None
-            results[f"perennial/{name} ok_rps c={c}"] = (
-                round(ours["ok_rps"] / base["ok_rps"], 3) if base["ok_rps"] else None
-            )
-    results["perennial_503_at_max_concurrency"] = runs[f"perennial http c={max(levels)}"]["status_503"]
-    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2))
+    verdicts = ratios(race.results)
+    print("\n" + table(race.results, LABELS) + "\n")
+    for name, v in verdicts.items():
+        print(f"{v['verdict']:4s}  {name}: {verdict_detail(v)}")
+    summary = {"machine": f"{os.cpu_count()} CPUs", "load_average_before": [round(x, 2) for x in load_before],
+               "load_average_after": [round(x, 2) for x in os.getloadavg()], "duration_s": args.duration,
+               "connections": args.connections, "results": race.results, "acceptance": verdicts}
+    print(json.dumps(summary))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(summary, indent=2))
     return 0
 
 

@@ -29,7 +29,7 @@ boot = events[:500]
 import pathlib, training
 if (pathlib.Path(training.__file__).parent / "spec.py").exists():
     # learners built from the spec bootstrap infers, as `perennial bootstrap` does
-    from training.spec import infer_spec
+    from training.spec_inference import infer_spec
     spec = infer_spec([x for x, _ in events[:500]], [y for _, y in events[:500]])
     champion, *challengers = build_candidates("logreg,logreg,hat", spec)
 else:  # a checkout from before the spec

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 
 import bentoml
 
@@ -81,6 +84,8 @@ class Perennial:
 
     def __init__(self) -> None:
         _share_bentoml_log_handlers("service", "training", "streaming")
+        if _in_a_bentoml_worker():
+            _stop_when_the_arbiter_dies()
         self.runtime = Runtime(ServiceSettings())
 
     @bentoml.on_startup
@@ -97,3 +102,22 @@ class Perennial:
 
     def __metrics__(self, content: str) -> str:
         return append_exposition(content, self.runtime.metrics)
+
+
+def _in_a_bentoml_worker() -> bool:
+    """True in a worker process BentoML's arbiter started (not when a test builds the service)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec is not None and spec.name == "_bentoml_impl.worker.service"
+
+
+def _stop_when_the_arbiter_dies() -> None:
+    """BentoML's process manager (circus) starts each worker in a session of its own, so a
+    ``kill -9`` of `perennial serve` — an OOM kill, a container runtime's — would leave the
+    worker serving on, orphaned, holding the port. Ask Linux for a SIGTERM when the arbiter
+    goes (the worker then shuts down as on any SIGTERM: its spool stays for the next one)."""
+    from streaming.broker import die_with_parent
+
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() == 1:  # the arbiter died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
+

@@ -65,7 +65,8 @@ def add_stream_flag(parser: argparse.ArgumentParser, *, default: str | None = No
     it as a positional argument still accept that, with a deprecation notice."""
     where = f" (default {default})" if default else ""
     parser.add_argument("--stream", default=None,
-                        help=f"built-in stream ({BUILT_IN_STREAMS}) or a CSV path{where}")
+                        help=f"built-in stream ({BUILT_IN_STREAMS}), a CSV path, or a JSON Lines "
+                        f"path (.jsonl: text, tensors){where}")
     if positional_deprecated:
         parser.add_argument("stream_positional", nargs="?", metavar="STREAM", help=argparse.SUPPRESS)
     parser.set_defaults(stream_default=default)
@@ -83,7 +84,7 @@ def resolve_stream(args: argparse.Namespace, command: str) -> str:
         return positional
     stream = args.stream or args.stream_default
     if stream is None:
-        raise UsageError(f"--stream is required: a built-in stream ({BUILT_IN_STREAMS}) or a CSV path")
+        raise UsageError(f"--stream is required: a built-in stream ({BUILT_IN_STREAMS}), a CSV or a .jsonl path")
     return stream
 
 

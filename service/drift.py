@@ -5,8 +5,8 @@ the inputs is measured here, against the reference of the champion's training da
 (`training.reference`). Served rows go into a fixed-size ring buffer per champion, one
 float column per spec feature: the value of a numeric feature, the bucket index of a
 categorical one (its reference categories, then one "other" bucket for every category the
-reference does not list — unseen ones included), 0/1 for a boolean, NaN for a missing
-value. Every ``every`` rows, over the window:
+reference does not list — unseen ones included), 0/1 for a boolean, a text's length, a
+tensor's mean value, NaN for a missing value. Every ``every`` rows, over the window:
 
 - ``perennial_feature_drift_psi{model,feature}``: PSI of the present values against the
   reference buckets (quantile bins, categories, or false/true);
@@ -32,6 +32,7 @@ import numpy as np
 
 from service.batch import Batch
 from training.reference import (
+    BINNED,
     BOOLEAN,
     CATEGORICAL,
     NUMERIC,
@@ -40,6 +41,7 @@ from training.reference import (
     code_fractions,
     kind_of,
     psi_of_fractions,
+    summary_value,
 )
 from training.spec import FeatureKind, ModelSpec
 
@@ -69,11 +71,14 @@ class _Column:
             return [_NAN if v is None else codes.get(v, other) for v in column]
         if self.kind == BOOLEAN:
             return [_NAN if v is None else (1.0 if v else 0.0) for v in column]
-        return [_NAN if v is None else v for v in column]
+        if self.kind == NUMERIC:
+            return [_NAN if v is None else v for v in column]
+        kind = self.kind  # text and tensors: the number they are binned by (a length, a mean)
+        return [_NAN if v is None else summary_value(kind, v) for v in column]
 
     def psi(self, values: np.ndarray) -> float:
         """PSI of the present (non-NaN) window values of this column."""
-        if self.kind == NUMERIC:
+        if self.kind in BINNED:
             actual = bin_fractions(self.reference["edges"], values)
         else:
             actual = code_fractions(values.astype(np.int64), self.buckets)

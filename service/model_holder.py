@@ -37,8 +37,8 @@ from service.errors import Kind, ServingError
 from streaming.metrics import ServiceMetrics
 from training.learners.base import Learner, RowsPredictor
 from training.registry import LoadedVersion, Registry, VersionInfo, model_spec
-from training.rows import RowValidator
-from training.spec import FeatureKind, ModelSpec, NumericStats, Task
+from training.rows import RowValidator, typical_row
+from training.spec import ModelSpec, Task
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +185,8 @@ def build_champion(
 
 
 def warmup_batch(validator: RowValidator) -> Batch:
-    """One valid row of the spec: each numeric feature at its bootstrap mean (else 0), each
-    categorical at its most frequent category, each boolean false."""
-    raw: dict[str, object] = {}
-    for f in validator.spec.features:
-        if f.kind is FeatureKind.NUMERIC:
-            raw[f.name] = f.stats.mean if isinstance(f.stats, NumericStats) and f.stats.count else 0.0
-        elif f.kind is FeatureKind.CATEGORICAL:
-            raw[f.name] = f.categories[0] if f.categories else ""
-        else:
-            raw[f.name] = False
+    """One valid row of the spec (`training.rows.typical_row`)."""
+    raw = typical_row(validator.spec)
     row = validator.row(raw)
     numeric = np.array([list(row.values())], dtype=np.float64) if validator.spec.numeric_only else None
     return Batch([row], numeric)

@@ -53,6 +53,8 @@ KIND_DATATYPES = {
     FeatureKind.NUMERIC: ("FP64", "FP32", "INT64", "INT32"),
     FeatureKind.CATEGORICAL: ("BYTES",),
     FeatureKind.BOOLEAN: ("BOOL",),
+    FeatureKind.TEXT: ("BYTES",),
+    FeatureKind.TENSOR: ("FP32", "FP64"),
 }
 #: the request parameter that marks missing cells of OIP inputs
 MISSING_PARAMETER = "missing"
@@ -281,6 +283,8 @@ def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
     if t.datatype not in accepted:
         raise ServingError(Kind.INVALID, f"input {t.name!r} has datatype {_short(t.datatype)}; {f.kind.value} feature "
                            f"{f.name!r} takes {' or '.join(accepted)}")
+    if f.kind is FeatureKind.TENSOR:
+        return _tensor_column(t, f, max_instances)
     shape = t.shape
     if (not isinstance(shape, list | tuple) or not 1 <= len(shape) <= 2 or not all(type(s) is int for s in shape)
             or (len(shape) == 2 and shape[1] != 1) or shape[0] < 0):
@@ -314,6 +318,31 @@ def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
     return values
 
 
+def _tensor_column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:
+    """A tensor feature's input, shape ``[batch, *f.shape]``, as one flat list per row (the
+    validator checks the values; a missing row is listed in the ``missing`` parameter)."""
+    shape, want = t.shape, [-1, *f.shape]
+    if (not isinstance(shape, list | tuple) or not all(type(s) is int for s in shape)
+            or list(shape[1:]) != list(f.shape) or not shape or shape[0] < 0):
+        raise ServingError(Kind.INVALID, f"input {t.name!r} has shape {_short(shape)}; tensor feature {f.name!r} "
+                           f"takes [batch, {', '.join(map(str, f.shape))}] (shape {want} in the metadata)")
+    n, size = shape[0], f.size
+    _check_count(n, max_instances, f"input {t.name!r}")
+    data = t.data
+    if data is None:
+        raise ServingError(Kind.MALFORMED, f"input {t.name!r} has no data")
+    if not isinstance(data, np.ndarray):
+        flat = _flatten(data)
+        bad = next((v for v in flat if not _is_number(v)), _NONE)
+        if bad is not _NONE:
+            raise ServingError(Kind.INVALID, f"input {t.name!r} holds {_kind(bad)}; {t.datatype} data are numbers")
+        data = np.asarray(flat, dtype=np.float64)
+    if data.size != n * size:
+        raise ServingError(Kind.INVALID, f"input {t.name!r} has {data.size} values but shape {list(shape)} needs "
+                           f"{n * size}")
+    return data.astype(np.float64, copy=False).reshape(n, size).tolist()
+
+
 _NONE = object()
 _JSON_TYPES = {"FP64": (int, float), "FP32": (int, float), "INT64": (int,), "INT32": (int,), "BOOL": (bool,),
                "BYTES": (bytes,)}
@@ -321,8 +350,13 @@ _JSON_WORDS = {"FP64": "numbers", "FP32": "numbers", "INT64": "integers", "INT32
                "BOOL": "true/false", "BYTES": "strings"}
 
 
+def _shape_words(f: FeatureSpec) -> str:
+    return f" [batch, {', '.join(map(str, f.shape))}]" if f.shape else ""
+
+
 def _input_list(features: Sequence[FeatureSpec]) -> str:
-    parts = [f"{f.name} ({KIND_DATATYPES[f.kind][0]}{', optional' if f.optional else ''})" for f in features[:50]]
+    parts = [f"{f.name} ({KIND_DATATYPES[f.kind][0]}{_shape_words(f)}{', optional' if f.optional else ''})"
+             for f in features[:50]]
     return ", ".join(parts) + (f", ... ({len(features)} in all)" if len(features) > 50 else "")
 
 

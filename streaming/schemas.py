@@ -117,7 +117,7 @@ class PredictionWire(BaseModel):
     model_config = _STRICT
     prediction_id: Id
     model: Id
-    version: int | None
+    version: int | None = None  # absent: not served by a Perennial registry version (perennial produce)
     features: RawFeatures
     output: PredictionOutput = Field(default_factory=PredictionOutput)
     timestamp: float
@@ -129,7 +129,7 @@ class PredictionBatchWire(BaseModel):
 
     model_config = _STRICT
     model: Id
-    version: int | None
+    version: int | None = None
     timestamp: float
     prediction_ids: list[Id]
     features: list[RawFeatures]

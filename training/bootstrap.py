@@ -35,7 +35,8 @@ from training.learners.base import Features, Label, Learner, OfflineFitter
 from training.learners.candidates_file import build_named, entries_from
 from training.reference import reference_histograms
 from training.rows import RowError, RowValidator
-from training.spec import FeatureKind, ModelSpec, Task, infer_spec, with_stats
+from training.spec import FeatureKind, ModelSpec, Task
+from training.spec_inference import infer_spec, with_stats
 
 
 class BootstrapRefused(ValueError):
@@ -319,7 +320,8 @@ def train_candidates(
             spec = spec.with_classes(sorted(set(ys), key=lambda c: (str(type(c)), c)))
     stats = standardisation_stats(X_tr)
     X_fit, y_fit = list(X_tr), list(y_tr)
-    if config.augment_copies:
+    # noisy copies jitter numbers only: a spec without numeric features would just repeat rows
+    if config.augment_copies and any(f.kind is FeatureKind.NUMERIC for f in spec.features):
         if config.image:
             X_aug, y_aug = augment_images(X_tr, y_tr, config.augment_copies, config.seed)
         else:

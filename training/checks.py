@@ -101,13 +101,24 @@ def check_stream(spec: ModelSpec, n: int, seed: int = 0) -> list[tuple[dict, Any
 
 
 def run_checks(make: Make, task: Task = Task.CLASSIFICATION, *, n_events: int = 600,
-               seed: int = 0) -> Iterator[CheckResult]:
-    """Run every check on learners built by ``make(spec)``; see the module docstring."""
-    spec = check_spec(task)
-    stream = check_stream(spec, n_events, seed)
+               seed: int = 0, spec: ModelSpec | None = None) -> Iterator[CheckResult]:
+    """Run every check on learners built by ``make(spec)``; see the module docstring.
+
+    ``spec``: the user's model spec (text, tensors, their table), checked on synthetic rows
+    of it (`training.check_rows`); default `check_spec` for ``task``."""
+    if spec is None:
+        spec = check_spec(task)
+        stream = check_stream(spec, n_events, seed)
+        probe = [x for x, _ in check_stream(spec, 50, seed + 1)]
+    else:
+        from training.check_rows import spec_stream
+
+        task = spec.task
+        stream = spec_stream(spec, n_events, seed)
+        probe = [x for x, _ in spec_stream(spec, 50, seed + 1)]
     half = stream[: n_events // 2]
-    probe = [x for x, _ in check_stream(spec, 50, seed + 1)]
     classification = task is Task.CLASSIFICATION
+    new_class = (spec.classes or ("c",))[-1]
 
     def trained(events: Sequence[tuple[dict, Any]] = half) -> Learner:
         learner = make(spec)
@@ -120,7 +131,7 @@ def run_checks(make: Make, task: Task = Task.CLASSIFICATION, *, n_events: int = 
             return [learner.predict_proba_one(x) for x in probe]
         return [learner.predict_one(x) for x in probe]
 
-    yield _run("accepts raw rows", lambda: _raw_rows(trained, predictions, classification))
+    yield _run("accepts raw rows", lambda: _raw_rows(trained, predictions, classification, spec))
     yield _run("predicting does not change the model", lambda: _predict_is_pure(trained, predictions, probe))
     yield _run("a clone is untrained", lambda: _clone_untrained(trained, make, spec, predictions))
     yield _run("a snapshot round-trip predicts identically",
@@ -128,7 +139,7 @@ def run_checks(make: Make, task: Task = Task.CLASSIFICATION, *, n_events: int = 
     yield _run("two seeded runs agree", lambda: _agree(predictions(trained()), predictions(trained()),
                                                          "two learners built alike and fed the same events"))
     if classification:
-        yield _run("a class first seen mid-stream is handled", lambda: _new_class(trained, stream, probe))
+        yield _run("a class first seen mid-stream is handled", lambda: _new_class(trained, stream, probe, new_class))
     else:
         yield CheckResult("a class first seen mid-stream is handled", True, "not applicable to regression")
     yield _run("throughput", lambda: _throughput(make, spec, stream, probe, classification), info=True)
@@ -150,7 +161,7 @@ def _run(name: str, body: Callable[[], str], info: bool = False) -> CheckResult:
         return CheckResult(name, False, f"raised {type(e).__name__}: {_short(str(e))}", info)
 
 
-def _raw_rows(trained, predictions, classification: bool) -> str:
+def _raw_rows(trained, predictions, classification: bool, spec: ModelSpec) -> str:
     learner = trained()
     for i, p in enumerate(predictions(learner)):
         if classification:
@@ -162,7 +173,10 @@ def _raw_rows(trained, predictions, classification: bool) -> str:
                 raise CheckFailed(f"probabilities for probe row {i} are not a distribution: {_short(repr(p))}")
         elif not (isinstance(p, int | float) and math.isfinite(p)):
             raise CheckFailed(f"after learning, predict_one gave {p!r} for probe row {i}; expected a finite number")
-    return "numeric, boolean, categorical (unseen 'purple') and missing values learned and predicted"
+    if spec == check_spec(spec.task):
+        return "numeric, boolean, categorical (unseen 'purple') and missing values learned and predicted"
+    kinds = sorted({f.kind.value for f in spec.features})
+    return f"rows of the given spec ({', '.join(kinds)}) learned and predicted"
 
 
 def _predict_is_pure(trained, predictions, probe) -> str:
@@ -200,16 +214,17 @@ def _snapshot(trained, predictions, more) -> str:
     return ""
 
 
-def _new_class(trained, stream, probe) -> str:
+def _new_class(trained, stream, probe, new_class) -> str:
     learner = trained(stream)
     seen = set()
     for i, x in enumerate(probe):
         p = learner.predict_proba_one(x)
         if not p or abs(sum(p.values()) - 1.0) > 1e-6 or not all(math.isfinite(v) for v in p.values()):
-            raise CheckFailed(f"after class 'c' arrived, probe row {i} got {_short(repr(p))}; expected a distribution")
+            raise CheckFailed(f"after class {new_class!r} arrived, probe row {i} got {_short(repr(p))}; expected a distribution")
         seen.update(p)
-    if "c" not in seen:
-        raise CheckFailed(f"after learning {sum(y == 'c' for _, y in stream)} events of class 'c' (first seen "
+    if new_class not in seen:
+        raise CheckFailed(f"after learning {sum(y == new_class for _, y in stream)} events of class "
+                          f"{new_class!r} (first seen "
                           f"mid-stream) the learner never gives it a probability (classes: {sorted(seen, key=str)})")
     return ""
 

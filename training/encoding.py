@@ -16,6 +16,14 @@ Two styles:
   categorical values stay strings (a missing one becomes ``"__missing__"``), numeric ones
   are imputed with an indicator, booleans become 0/1.
 
+In both styles a ``tensor`` feature becomes one column per value, ``name[i]`` in row-major
+order (zeros plus the ``name__missing`` indicator when an optional tensor is missing), and
+a ``text`` feature stays the string (``""`` when missing): only a model that reads text — a
+user's River pipeline with a text transformer such as ``feature_extraction.TFIDF(on=name)``
+— may be given a spec with text, so an encoder built for a model that reads numbers
+(``text=False``, the built-in learners) refuses such a spec with a `SpecError` naming the
+feature.
+
 A numeric-only spec (every feature numeric and required) encodes to the row itself — no
 copy — which keeps the demo's numeric path as fast as before the spec existed.
 
@@ -37,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
-from training.spec import FeatureKind, FeatureSpec, ModelSpec, NumericStats, Value
+from training.spec import FeatureKind, FeatureSpec, ModelSpec, NumericStats, SpecError, Value
 
 UNKNOWN = "__unknown__"
 MISSING = "__missing__"
@@ -52,9 +60,17 @@ Part = Callable[[Mapping[str, Value], dict], None]
 
 
 class RowEncoder:
-    """Encodes validated rows of one spec; see the module docstring. Pickles with its learner."""
+    """Encodes validated rows of one spec; see the module docstring. Pickles with its learner.
 
-    def __init__(self, spec: ModelSpec, style: Encoding = Encoding.DENSE) -> None:
+    ``text``: whether the model behind reads text (strings); False refuses a spec with text."""
+
+    def __init__(self, spec: ModelSpec, style: Encoding = Encoding.DENSE, text: bool = False) -> None:
+        if not text and spec.text_features:
+            raise SpecError(
+                f"text feature(s) {list(spec.text_features)[:10]}: this learner reads numbers, categories and "
+                "booleans only; give text to a River pipeline with a text transformer (e.g. "
+                "feature_extraction.TFIDF(on=...)) as a candidate by import path, or declare the column "
+                "categorical (--categorical) if its values are a few labels")
         self.spec = spec
         self.style = style
         self.identity = spec.numeric_only
@@ -106,6 +122,10 @@ class RowEncoder:
 
 def _columns(f: FeatureSpec, style: Encoding) -> list[str]:
     indicator = [f"{f.name}__missing"] if f.optional else []
+    if f.kind is FeatureKind.TENSOR:
+        return [f"{f.name}[{i}]" for i in range(f.size)] + indicator
+    if f.kind is FeatureKind.TEXT:
+        return [f.name]
     if f.kind is FeatureKind.CATEGORICAL:
         if style is Encoding.NATIVE:
             return [f.name]
@@ -127,6 +147,21 @@ def _part(f: FeatureSpec, style: Encoding) -> Part:
             else:
                 out[name] = v
         return numeric
+    if f.kind is FeatureKind.TENSOR:
+        names = [f"{name}[{i}]" for i in range(f.size)]
+        zeros = [0.0] * f.size
+
+        def tensor(row: Mapping[str, Value], out: dict) -> None:
+            v = row.get(name)
+            out.update(zip(names, zeros if v is None else v, strict=True))  # type: ignore[arg-type]
+            if optional:
+                out[indicator] = 1.0 if v is None else 0.0
+        return tensor
+    if f.kind is FeatureKind.TEXT:
+        def text(row: Mapping[str, Value], out: dict) -> None:
+            v = row.get(name)
+            out[name] = "" if v is None else v
+        return text
     if f.kind is FeatureKind.BOOLEAN:
         def boolean(row: Mapping[str, Value], out: dict) -> None:
             v = row.get(name)

@@ -13,6 +13,7 @@ Shape (JSON-compatible), one entry per feature by kind::
         name: {"kind": "categorical", "categories": [a, b, ...], "fractions": [fa, fb, ..., f_other],
                "missing": m},
         name: {"kind": "boolean", "fractions": [f_false, f_true], "missing": m},
+        name: {"kind": "text" | "tensor", "edges": [...], "fractions": [...], "missing": m},
     }}
 
 Numeric: ``edges`` are the inner cut points, ascending; bin ``i`` holds values ``v`` with
@@ -21,7 +22,10 @@ value falls in some bin. Cut points are training quantiles, deduplicated (a disc
 feature gets fewer bins). Categorical: one bucket per known category and a last bucket for
 every other value — categories training saw but the spec does not keep, and categories
 first seen in production (unseen), so a new category moves PSI instead of vanishing.
-Boolean: two buckets. ``fractions`` are shares of the *present* values and sum to 1;
+Boolean: two buckets. Text and tensors are watched through one number each, binned like a
+numeric feature: a text's length in characters, a tensor's mean value (a shift in what
+clients send — longer reviews, darker images — moves it; what the values mean is the
+model's business). ``fractions`` are shares of the *present* values and sum to 1;
 ``missing`` is the share of rows where the feature was missing (None or absent), watched
 separately (a gauge of its own), so a column that goes missing more often does not hide
 in, or masquerade as, a shift of its values. A reference written before kinds existed has
@@ -67,6 +71,22 @@ EPSILON = 1e-4
 MAX_CATEGORIES = 50
 
 NUMERIC, CATEGORICAL, BOOLEAN = "numeric", "categorical", "boolean"
+TEXT, TENSOR = "text", "tensor"
+#: kinds binned as numbers: the value itself, a text's length, a tensor's mean
+BINNED = (NUMERIC, TEXT, TENSOR)
+
+
+def summary_value(kind: str, v: Any) -> float:
+    """The number a present value of ``kind`` is binned by (see the module docstring).
+
+    >>> summary_value(TEXT, "four"), summary_value(TENSOR, [1.0, 2.0, 6.0]), summary_value(NUMERIC, 2)
+    (4.0, 3.0, 2.0)
+    """
+    if kind == TEXT:
+        return float(len(v))
+    if kind == TENSOR:
+        return math.fsum(v) / len(v) if v else 0.0
+    return float(v)
 
 
 def reference_histograms(X: Sequence[Mapping[str, Any]], bins: int = 10, *, spec: Any = None) -> dict:
@@ -102,15 +122,16 @@ def reference_histograms(X: Sequence[Mapping[str, Any]], bins: int = 10, *, spec
         elif kind == BOOLEAN:
             entry = {"kind": BOOLEAN, "fractions": _shares(Counter(bool(v) for v in present), [False, True])}
         else:
-            values = np.asarray([float(v) for v in present], dtype=np.float64)
+            binned = kind if kind in BINNED else NUMERIC
+            values = np.asarray([summary_value(binned, v) for v in present], dtype=np.float64)
             values = values[np.isfinite(values)]
             if values.size == 0:
                 if spec is None:
                     continue  # nothing to compare against; a spec still gets the missing rate
-                entry = {"kind": NUMERIC, "edges": [], "fractions": [1.0]}
+                entry = {"kind": binned, "edges": [], "fractions": [1.0]}
             else:
                 cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-                entry = {"kind": NUMERIC, "edges": [float(c) for c in cuts],
+                entry = {"kind": binned, "edges": [float(c) for c in cuts],
                          "fractions": [float(f) for f in bin_fractions(cuts, values)]}
         entry["missing"] = float(missing)
         features[name] = entry
@@ -186,8 +207,8 @@ def psi(reference: Mapping[str, Any], values: Sequence[Any] | np.ndarray) -> flo
         codes = np.asarray([bool(v) for v in values if not _is_missing(v)], dtype=np.int64)
         actual = code_fractions(codes, 2)
     else:
-        arr = np.asarray([np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray)
-                         else values, dtype=np.float64)
+        arr = np.asarray([np.nan if v is None else summary_value(kind, v) for v in values]
+                         if not isinstance(values, np.ndarray) else values, dtype=np.float64)
         actual = bin_fractions(reference["edges"], arr[~np.isnan(arr)])
     return psi_of_fractions(reference["fractions"], actual)
 

@@ -7,7 +7,9 @@ every refusal is worded the same way: which feature, which value, what is accept
 a gRPC INVALID_ARGUMENT, a dead-letter reason) without parsing the message.
 
 A valid row comes back as a fresh dict with *every* spec feature, in spec order: numbers as
-``float``, categories as ``str``, booleans as ``bool``, missing values as ``None``. An unseen
+``float``, categories and text as ``str``, booleans as ``bool``, a tensor as its values in a
+flat list of floats (row-major: nested lists of the spec's shape, or the same values flat,
+are both accepted), missing values as ``None``. An unseen
 category is valid (the encoders give it an "unknown" slot). For a numeric-only spec that is
 just a dict of floats, checked with one C-level pass in the usual case.
 
@@ -34,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from training.spec import FeatureKind, FeatureSpec, Label, ModelSpec, Task, Value
+from training.spec import FeatureKind, FeatureSpec, Label, ModelSpec, NumericStats, Task, Value
 
 
 class RowProblem(StrEnum):
@@ -48,6 +50,7 @@ class RowProblem(StrEnum):
     INFINITY = "infinity"
     OVERSIZED = "oversized"
     WRONG_VECTOR_LENGTH = "wrong_vector_length"
+    WRONG_SHAPE = "wrong_shape"
     UNKNOWN_CLASS = "unknown_class"
     WRONG_LABEL = "wrong_label"
 
@@ -82,6 +85,7 @@ class RowValidator:
         self.names: tuple[str, ...] = spec.feature_names
         self._name_set = frozenset(self.names)
         self._numeric_only = spec.numeric_only
+        self._tensor = spec.tensor_input.name if spec.tensor_input is not None else None
         self._checks: tuple[tuple[str, Check], ...] = tuple((f.name, _check_for(f, spec)) for f in spec.features)
         self._required = tuple(f.name for f in spec.features if not f.optional)
         classes = spec.classes
@@ -91,7 +95,8 @@ class RowValidator:
 
     def row(self, raw: object) -> dict[str, Value]:
         """A validated row (see the module docstring) from a mapping, or from a vector of
-        values in spec order; raises `RowError`."""
+        values in spec order (when the whole input is one tensor feature, a list is that
+        tensor); raises `RowError`."""
         if type(raw) is dict:
             if len(raw) > self.max_features:
                 raise RowError(RowProblem.OVERSIZED,
@@ -101,6 +106,8 @@ class RowValidator:
                 return {n: float(raw[n]) for n in self.names}
             return self._mapping(raw)
         if type(raw) is list or type(raw) is tuple:
+            if self._tensor is not None:  # the whole input is one tensor: the list is that tensor
+                return self._mapping({self._tensor: raw})
             return self.vector(raw)
         if isinstance(raw, Mapping):
             return self.row(dict(raw))
@@ -152,6 +159,25 @@ class RowValidator:
                            f"label {y!r} ({type(y).__name__}) is not a class of this model; "
                            f"classes are {list(self.spec.classes or ())}")
         return y  # type: ignore[return-value]
+
+
+def typical_row(spec: ModelSpec) -> dict[str, Value]:
+    """A valid raw row of ``spec`` (a warm-up, an example in a message): each numeric
+    feature at its bootstrap mean (else 0), each categorical at its most frequent category,
+    each boolean false, text empty, a tensor zeros."""
+    raw: dict[str, Value] = {}
+    for f in spec.features:
+        if f.kind is FeatureKind.NUMERIC:
+            raw[f.name] = f.stats.mean if isinstance(f.stats, NumericStats) and f.stats.count else 0.0
+        elif f.kind is FeatureKind.CATEGORICAL:
+            raw[f.name] = f.categories[0] if f.categories else ""
+        elif f.kind is FeatureKind.TEXT:
+            raw[f.name] = ""
+        elif f.kind is FeatureKind.TENSOR:
+            raw[f.name] = [0.0] * f.size
+        else:
+            raw[f.name] = False
+    return raw
 
 
 # -- per-kind checks -----------------------------------------------------------------------------
@@ -210,6 +236,24 @@ def _check_for(f: FeatureSpec, spec: ModelSpec) -> Check:
                            f"feature {name!r} is {_kind(v)}; a categorical feature takes a string{or_null}", name)
         return categorical
 
+    if f.kind is FeatureKind.TEXT:
+        text_limit = spec.max_text_length
+
+        def text(v: object) -> Value:
+            if type(v) is str:
+                if len(v) > text_limit:
+                    raise RowError(RowProblem.OVERSIZED, f"feature {name!r} is a text of {len(v)} characters; "
+                                   f"at most {text_limit} are accepted", name)
+                return v
+            if v is None:
+                return missing()
+            raise RowError(RowProblem.WRONG_TYPE,
+                           f"feature {name!r} is {_kind(v)}; a text feature takes a string{or_null}", name)
+        return text
+
+    if f.kind is FeatureKind.TENSOR:
+        return _tensor_check(f, missing, or_null)
+
     def boolean(v: object) -> Value:
         if type(v) is bool:
             return v
@@ -222,7 +266,49 @@ def _check_for(f: FeatureSpec, spec: ModelSpec) -> Check:
     return boolean
 
 
+def _tensor_check(f: FeatureSpec, missing: Callable[[], None], or_null: str) -> Check:
+    """A tensor's values: nested lists of exactly the spec's shape, or its values flat."""
+    name, shape, size = f.name, f.shape, f.size
+    accepted = f"nested lists of shape {list(shape)} or {size} numbers"
+
+    def tensor(v: object) -> Value:
+        if type(v) is not list:
+            if v is None:
+                return missing()
+            raise RowError(RowProblem.WRONG_TYPE, f"feature {name!r} is {_kind(v)}; a tensor feature takes "
+                           f"{accepted}{or_null}", name)
+        flat = v if not v or type(v[0]) is not list else _flatten_shaped(v, shape, name)
+        if len(flat) != size:
+            raise RowError(RowProblem.WRONG_SHAPE, f"feature {name!r} has {len(flat)} values; the model takes "
+                           f"{accepted}", name)
+        if not _all_numbers(flat):
+            bad = next((x for x in flat if type(x) is not int and type(x) is not float), _NOT_FOUND)
+            if bad is not _NOT_FOUND:
+                raise RowError(RowProblem.WRONG_TYPE, f"feature {name!r} holds {_kind(bad)}; a tensor holds numbers",
+                               name)
+            raise RowError(RowProblem.NAN, f"feature {name!r} holds NaN or infinity; a tensor holds finite numbers",
+                           name)
+        return [float(x) for x in flat]
+    return tensor
+
+
+def _flatten_shaped(v: list, shape: tuple[int, ...], name: str) -> list:
+    """Nested lists checked against ``shape`` level by level, flattened row-major."""
+    level: list = [v]
+    for depth, dim in enumerate(shape):
+        nxt: list = []
+        for part in level:
+            if type(part) is not list or len(part) != dim:
+                got = f"a list of {len(part)}" if type(part) is list else _kind(part)
+                raise RowError(RowProblem.WRONG_SHAPE, f"feature {name!r} has {got} at depth {depth}; the model "
+                               f"takes nested lists of shape {list(shape)} (or {math.prod(shape)} numbers flat)", name)
+            nxt.extend(part)
+        level = nxt
+    return level
+
+
 _NUMBER_TYPES = frozenset((int, float))
+_NOT_FOUND = object()
 
 
 def _all_numbers(values: Any) -> bool:

@@ -9,8 +9,15 @@ model accepts.
 
 A row is a mapping from feature name to a raw value as the user has it: a number for a
 ``numeric`` feature, a string for a ``categorical`` one, a boolean for a ``boolean`` one,
-and ``None`` (or an absent key) for a missing value where the feature is ``optional``.
+free text (a string) for a ``text`` one, numbers of a fixed shape (nested lists, e.g. an
+image ``[C][H][W]``, or the same values flat) for a ``tensor`` one, and ``None`` (or an
+absent key) for a missing value where the feature is ``optional``.
 
+Text and tensors are the inputs of a user's own model (a River pipeline with a text
+transformer, a ``torch.nn.Module``): the built-in learners read numbers, categories and
+booleans only, and say so when given a spec with text.
+
+>>> from training.spec_inference import infer_spec
 >>> spec = infer_spec(
 ...     [{"age": 31, "city": "Oslo", "vip": True}, {"age": None, "city": "Rome", "vip": False}],
 ...     [1, 0], target="churn")
@@ -26,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -34,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 Label = str | int | bool
-#: A raw feature value: a number, a category (string), a boolean, or None for missing.
-Value = float | int | str | bool | None
+#: A raw feature value: a number, a category or text (string), a boolean, a tensor's values
+#: (flat, row-major, after validation), or None for missing.
+Value = float | int | str | bool | list[float] | None
 
 
 class Task(StrEnum):
@@ -51,6 +58,10 @@ class FeatureKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
+    #: free text, kept as a string for a model that reads text (BYTES in OIP)
+    TEXT = "text"
+    #: numbers of a fixed per-row shape, e.g. an image [1, 8, 8] (FP32 in OIP)
+    TENSOR = "tensor"
 
 
 #: Categories kept per feature in the spec (the most frequent); the rest share the encoders'
@@ -103,12 +114,31 @@ class CategoryStats:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One input column: its name, kind, whether it may be missing, what bootstrap saw."""
+    """One input column: its name, kind, whether it may be missing, what bootstrap saw;
+    ``shape`` is a tensor feature's per-row shape (e.g. ``(1, 8, 8)``), empty otherwise.
+
+    >>> FeatureSpec("image", FeatureKind.TENSOR, shape=(1, 8, 8)).size
+    64
+    """
 
     name: str
     kind: FeatureKind = FeatureKind.NUMERIC
     optional: bool = False
     stats: NumericStats | CategoryStats | None = None
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind is FeatureKind.TENSOR:
+            if not self.shape or not all(type(d) is int and d > 0 for d in self.shape):
+                raise SpecError(f"tensor feature {self.name!r} needs a shape of positive integers "
+                                f"(e.g. [1, 8, 8]); got {list(self.shape)}")
+        elif self.shape:
+            raise SpecError(f"feature {self.name!r} is {self.kind.value}; only a tensor feature has a shape")
+
+    @property
+    def size(self) -> int:
+        """Values per row: the product of a tensor's shape, 1 for every other kind."""
+        return math.prod(self.shape) if self.shape else 1
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -139,9 +169,13 @@ class ModelSpec:
     features: tuple[FeatureSpec, ...]
     #: longest accepted categorical value, in characters (a longer one is refused as oversized)
     max_category_length: int = 256
+    #: longest accepted text value, in characters
+    max_text_length: int = 100_000
     _index: dict[str, FeatureSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.max_text_length < 1:
+            raise SpecError(f"max_text_length must be a positive integer; got {self.max_text_length!r}")
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -172,6 +206,17 @@ class ModelSpec:
         the single-tensor form of the Open Inference Protocol)."""
         return all(f.kind is FeatureKind.NUMERIC and not f.optional for f in self.features)
 
+    @property
+    def text_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind is FeatureKind.TEXT)
+
+    @property
+    def tensor_input(self) -> FeatureSpec | None:
+        """The feature when the whole input is one tensor (a network then gets the batch as
+        ``[n, *shape]``); None otherwise."""
+        f = self.features[0]
+        return f if len(self.features) == 1 and f.kind is FeatureKind.TENSOR else None
+
     def feature(self, name: str) -> FeatureSpec:
         try:
             return self._index[name]
@@ -190,6 +235,8 @@ class ModelSpec:
             s = f.stats
             if isinstance(s, NumericStats) and s.count:
                 seen = f"range {s.min:g}..{s.max:g}, mean {s.mean:.4g}"
+            elif f.kind is FeatureKind.TENSOR:
+                seen = f"shape {list(f.shape)}"
             elif isinstance(s, CategoryStats):
                 top = ", ".join(f"{c} ({k})" for c, k in s.frequencies[:4])
                 more = len(s.frequencies) - 4
@@ -218,16 +265,18 @@ class ModelSpec:
                        "stats": stats(self.target.stats)},
             "features": [
                 {"name": f.name, "kind": f.kind.value, "optional": f.optional, "stats": stats(f.stats)}
+                | ({"shape": list(f.shape)} if f.shape else {})
                 for f in self.features
             ],
             "max_category_length": self.max_category_length,
+            "max_text_length": self.max_text_length,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         """Inverse of `to_dict`; also reads a hand-written spec file, where only ``task``,
-        ``target`` (a name or a mapping) and ``features`` (names with ``kind`` and
-        ``optional``) are needed."""
+        ``target`` (a name or a mapping) and ``features`` (names with ``kind``, ``optional``
+        and, for a tensor, ``shape``) are needed."""
         if not isinstance(data, Mapping):
             raise SpecError(f"a spec is a mapping with task, target and features; got {type(data).__name__}")
         task = _enum(Task, data.get("task", "classification"), "task")
@@ -257,11 +306,17 @@ class ModelSpec:
             raw_stats = f.get("stats")
             stats = _category_stats(raw_stats) if kind is FeatureKind.CATEGORICAL else (
                 _numeric_stats(raw_stats) if kind is FeatureKind.NUMERIC else None)
-            features.append(FeatureSpec(f["name"], kind, optional, stats))
-        length = data.get("max_category_length", 256)
-        if type(length) is not int or length < 1:
-            raise SpecError(f"max_category_length must be a positive integer; got {length!r}")
-        return cls(task, target, tuple(features), length)
+            shape = f.get("shape", [])
+            if not isinstance(shape, list | tuple) or not all(type(d) is int for d in shape):
+                raise SpecError(f"features[{i}].shape must be a list of integers; got {shape!r}")
+            features.append(FeatureSpec(f["name"], kind, optional, stats, tuple(shape)))
+        lengths = []
+        for key, default in (("max_category_length", 256), ("max_text_length", 100_000)):
+            length = data.get(key, default)
+            if type(length) is not int or length < 1:
+                raise SpecError(f"{key} must be a positive integer; got {length!r}")
+            lengths.append(length)
+        return cls(task, target, tuple(features), *lengths)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -295,118 +350,6 @@ def numeric_spec(names: Sequence[str], classes: Sequence[Label] | None = None,
     """
     return ModelSpec(task, TargetSpec(target, tuple(classes) if classes is not None else None),
                      tuple(FeatureSpec(n) for n in names))
-
-
-# -- inference from data -----------------------------------------------------------------------
-
-
-def infer_task(labels: Sequence[Any]) -> Task:
-    """Regression when every label is a number and there are many distinct values or a
-    fractional one; classification otherwise (strings, booleans, a few integer codes).
-
-    >>> infer_task([0, 1, 1]), infer_task([0.5, 1.25]), infer_task(list(range(100)))
-    (<Task.CLASSIFICATION: 'classification'>, <Task.REGRESSION: 'regression'>, <Task.REGRESSION: 'regression'>)
-    """
-    if not labels or not all(_is_number(y) for y in labels):
-        return Task.CLASSIFICATION
-    if any(float(y) != int(y) for y in labels if math.isfinite(y)):
-        return Task.REGRESSION
-    return Task.REGRESSION if len(set(labels)) > MAX_CLASSES_INFERRED else Task.CLASSIFICATION
-
-
-def infer_spec(
-    rows: Sequence[Mapping[str, Value]],
-    labels: Sequence[Any],
-    *,
-    target: str = "label",
-    task: Task | None = None,
-    kinds: Mapping[str, FeatureKind] | None = None,
-    optional: Iterable[str] = (),
-    max_categories: int = MAX_CATEGORIES,
-) -> ModelSpec:
-    """Build a spec from bootstrap data: each column's kind from its values (numbers →
-    numeric, booleans → boolean, anything with a string → categorical), optional when any
-    row lacks it, stats from what was seen. ``kinds`` and ``optional`` override per column;
-    ``task`` overrides `infer_task`."""
-    if not rows:
-        raise SpecError("no rows to infer a spec from")
-    kinds = dict(kinds or {})
-    forced_optional = set(optional)
-    names: list[str] = []
-    seen: set[str] = set()
-    for row in rows:
-        for name in row:
-            if name not in seen:
-                seen.add(name)
-                names.append(name)
-    unknown = sorted((set(kinds) | forced_optional) - seen)
-    if unknown:
-        raise SpecError(f"column override(s) for {unknown}, which the data does not have; columns are {names[:50]}")
-    features = []
-    for name in names:
-        present = [row.get(name) for row in rows]
-        values = [v for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        missing = len(present) - len(values)
-        kind = kinds.get(name) or _infer_kind(values)
-        stats = _stats(name, kind, values, missing, max_categories)
-        features.append(FeatureSpec(name, kind, missing > 0 or name in forced_optional, stats))
-    chosen = task or infer_task(labels)
-    if chosen is Task.CLASSIFICATION:
-        bad = next((y for y in labels if not _is_label(y)), None)
-        if bad is not None:
-            raise SpecError(f"label {bad!r} is not a class (strings, integers or booleans)")
-        classes = tuple(sorted(set(labels), key=lambda c: (str(type(c)), c)))
-        target_spec = TargetSpec(target, classes)
-    else:
-        bad = next((y for y in labels if not _is_number(y) or not math.isfinite(y)), None)
-        if bad is not None:
-            raise SpecError(f"a regression target must be a finite number; got {bad!r}")
-        target_spec = TargetSpec(target, None, NumericStats.of([float(y) for y in labels]))
-    return ModelSpec(chosen, target_spec, tuple(features))
-
-
-def with_stats(spec: ModelSpec, rows: Sequence[Mapping[str, Value]], max_categories: int = MAX_CATEGORIES) -> ModelSpec:
-    """``spec`` (a hand-written one, say) with each feature's stats taken from ``rows`` —
-    the categories its encoders one-hot, the means they impute — keeping kinds and
-    ``optional`` as declared."""
-    features = []
-    for f in spec.features:
-        present = [row.get(f.name) for row in rows]
-        values = [v for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        features.append(replace(f, stats=_stats(f.name, f.kind, values, len(present) - len(values), max_categories)))
-    return replace(spec, features=tuple(features))
-
-
-def _stats(name: str, kind: FeatureKind, values: Sequence[Any], missing: int,
-           max_categories: int) -> NumericStats | CategoryStats | None:
-    if kind is FeatureKind.NUMERIC:
-        bad = next((v for v in values if not _is_number(v)), None)
-        if bad is not None:
-            raise SpecError(f"column {name!r} is declared numeric but holds {bad!r}; declare it categorical")
-        return NumericStats.of([float(v) for v in values if math.isfinite(v)], missing)
-    if kind is FeatureKind.CATEGORICAL:
-        counts = Counter(_category(v) for v in values)
-        top = counts.most_common(max_categories)
-        return CategoryStats(len(values), missing, tuple(top), len(values) - sum(k for _, k in top))
-    return None
-
-
-def _infer_kind(values: Sequence[Any]) -> FeatureKind:
-    if values and all(type(v) is bool for v in values):
-        return FeatureKind.BOOLEAN
-    if all(_is_number(v) for v in values):
-        return FeatureKind.NUMERIC
-    return FeatureKind.CATEGORICAL
-
-
-def _category(value: Any) -> str:
-    """Categories are strings; a number or boolean code is kept as its text (as
-    `training.rows.RowValidator` reads it: 2000.0 and 2000 are both "2000")."""
-    if isinstance(value, str):
-        return value
-    if type(value) is float and value.is_integer():
-        return str(int(value))
-    return str(value) if type(value) is not float else repr(value)
 
 
 def _is_number(v: object) -> bool:

@@ -23,12 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=int, default=5000,
                    help="events to train on (default 5000; all of a shorter stream, with a notice)")
     p.add_argument("--seed", type=int, default=42, help="stream seed (default 42)")
-    p.add_argument("--target", default="label", help="label column of a CSV stream")
+    p.add_argument("--target", default="label", help="label column of a CSV or JSON Lines stream")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="what the model predicts (default: inferred from the labels, with a notice)")
     p.add_argument("--spec", dest="spec_file", help="model spec file (YAML or JSON): task, target, features with kind and optional")
     p.add_argument("--categorical", help="columns to read as categories although they hold numbers, e.g. zip,store")
     p.add_argument("--numeric", help="columns to read as numbers (refused if a cell is not one)")
+    p.add_argument("--text", help="columns to read as free text (for a model that reads text), e.g. review")
     p.add_argument("--optional", help="columns that may be missing in production although the data has no gap")
     p.add_argument("--split", choices=["random", "time"],
                    help="how validation is held out: random (seeded, stratified; default for files) or time (latest events; default for streams)")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     spec = ModelSpec.load(args.spec_file) if args.spec_file else None
     kinds = {c: FeatureKind.CATEGORICAL for c in _columns(args.categorical)}
     kinds.update({c: FeatureKind.NUMERIC for c in _columns(args.numeric)})
+    kinds.update({c: FeatureKind.TEXT for c in _columns(args.text)})
     # a file is split at random (it may be sorted); a stream keeps time order
     split = Split(args.split) if args.split else (Split.TIME if info.default_events else Split.RANDOM)
     config = dataclasses.replace(

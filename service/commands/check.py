@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default="{}", type=_json_object,
                    help='keyword parameters of the candidate as a JSON object, e.g. \'{"lr": 0.01}\'')
     p.add_argument("--events", type=int, default=600, help="events in the check stream (default 600)")
+    p.add_argument("--spec", dest="spec_file",
+                   help="check on synthetic rows of this model spec (YAML or JSON: text, tensors, your table) "
+                   "instead of the built-in small table; its task overrides --task")
     p.set_defaults(func=run)
 
 
@@ -65,7 +68,7 @@ def _check(args: argparse.Namespace) -> int:
     from training.checks import check_spec, run_checks
     from training.learners.allowlist import allow
     from training.learners.candidates import build_candidates
-    from training.spec import Task
+    from training.spec import ModelSpec, Task
 
     if args.events < 20:
         raise UsageError(f"--events {args.events} is too few; give at least 20")
@@ -73,16 +76,19 @@ def _check(args: argparse.Namespace) -> int:
     if ":" in target:
         allow(target.partition(":")[0])  # the user asked for this module by name
     task = Task(args.task)
+    user_spec = ModelSpec.load(args.spec_file) if args.spec_file else None
+    if user_spec is not None:
+        task = user_spec.task
 
     def make(spec):
         return build_candidates([target], spec, **{target: dict(args.params)})[0]
 
-    first = make(check_spec(task))  # a factory that cannot be built is a usage error, said in one line
+    first = make(user_spec or check_spec(task))  # a factory that cannot be built is a usage error, said in one line
     print(f"perennial check {target} ({task.value}, {type(first).__name__} {first.name!r}, "
           f"{args.events} events)", flush=True)
     failed = 0
     total = 0
-    for result in run_checks(make, task, n_events=args.events):
+    for result in run_checks(make, task, n_events=args.events, spec=user_spec):
         mark = "INFO" if result.info and result.passed else "PASS" if result.passed else "FAIL"
         detail = f": {result.detail}" if result.detail else ""
         print(f"  {mark}  {result.name}{detail}", flush=True)

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "produce",
         help="replay a stream to Kafka as prediction records followed by label-only feedback",
-        description="Publish --stream NAME (a built-in name or a CSV path) to <model>.predictions, and each "
+        description="Publish --stream NAME (a built-in name, a CSV or a JSON Lines path) to <model>.predictions, and each "
         "label to <model>.feedback after --label-delay seconds: the traffic of a real application.",
     )
     add_stream_flag(p, positional_deprecated=True)

@@ -9,8 +9,9 @@ a promotion never changes it):
 
 - **inputs**: one input per feature, named after it, shape ``[batch, 1]`` (``[batch]`` is
   accepted too), datatype by kind — ``FP64`` for numeric (``FP32``, ``INT64``, ``INT32``
-  accepted), ``BYTES`` for categorical, ``BOOL`` for boolean; an input of an optional feature
-  may be left out. A model whose features are all numeric and required lists instead today's
+  accepted), ``BYTES`` for categorical and for text, ``BOOL`` for boolean; a tensor feature
+  (an image, say) is one input of shape ``[batch, *shape]`` (``[batch, 1, 8, 8]``), FP32 (FP64
+  accepted); an input of an optional feature may be left out. A model whose features are all numeric and required lists instead today's
   single input ``features`` (FP32 or FP64, ``[batch, n_features]``, columns in the order
   ``parameters.feature_names`` / ``GET /models`` give), and takes the per-feature form as well.
 - **missing values**: NaN in an FP32/FP64 input of an optional numeric feature, null in
@@ -92,7 +93,8 @@ def model_inputs(spec: ModelSpec) -> list[dict]:
     """The inputs a client sends (exactly one valid request layout; see the module docstring)."""
     if spec.numeric_only and TENSOR_INPUT not in spec.feature_names:
         return [{"name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, len(spec.features)]}]
-    return [{"name": f.name, "datatype": KIND_DATATYPES[f.kind][0], "shape": [-1, 1]} for f in spec.features]
+    return [{"name": f.name, "datatype": KIND_DATATYPES[f.kind][0], "shape": [-1, *f.shape] if f.shape else [-1, 1]}
+            for f in spec.features]
 
 
 def model_metadata(champ: Champion) -> dict:

@@ -72,6 +72,8 @@ def read_topic(bootstrap: str, topic: str, expected: int, idle_s: float = 3.0) -
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:  # the topic is not created yet (its first record is still on its way)
+            return []
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         out: list = []

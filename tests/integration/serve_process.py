@@ -73,10 +73,17 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown hook runs (the spool must not need one)."""
+        """SIGKILL the whole process group: no shutdown hook runs (the spool must not need one).
+        BentoML's workers run in sessions of their own; each must go with its arbiter rather
+        than serve on orphaned (checked here, for every test that kills a server)."""
+        import psutil
+
         if self.proc is not None and self.proc.poll() is None:
+            workers = psutil.Process(self.proc.pid).children(recursive=True)
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            _, alive = psutil.wait_procs(workers, timeout=20)
+            assert not alive, f"server workers outlived a kill -9 of the server: {[p.pid for p in alive]}"
 
     def stop(self) -> None:
         if self.proc is not None:

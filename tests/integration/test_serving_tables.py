@@ -89,7 +89,7 @@ class Server:
 def server(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from streaming.broker import free_port
     from training.registry import Registry
-    from training.spec import infer_spec
+    from training.spec_inference import infer_spec
 
     work = tmp_path_factory.mktemp("tables")
     model, regression = f"tables{os.getpid()}", f"spend{os.getpid()}"

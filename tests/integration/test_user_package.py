@@ -135,7 +135,7 @@ def test_the_trainer_promotes_one_user_model_over_the_other_and_serve_answers_wi
     from training.learners.candidates import build_candidates
     from training.lineage import Origin
     from training.registry import Registry
-    from training.spec import infer_spec
+    from training.spec_inference import infer_spec
     from training.streams import iter_stream
 
     monkeypatch.syspath_prepend(str(user_path))

@@ -15,7 +15,8 @@ from service.drift import DriftMonitor
 from streaming.metrics import ServiceMetrics
 from training.reference import psi, reference_histograms
 from training.rows import RowValidator
-from training.spec import infer_spec, numeric_spec
+from training.spec import numeric_spec
+from training.spec_inference import infer_spec
 
 MODEL = "tab"
 

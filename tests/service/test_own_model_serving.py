@@ -14,7 +14,7 @@ from service.model_holder import ModelHolder, build_champion
 from service.prediction_log import KafkaEventLog
 from training.learners.candidates import build_candidates
 from training.registry import Registry
-from training.spec import infer_spec
+from training.spec_inference import infer_spec
 from training.streams import iter_stream
 
 NET = "training.learners.torch_module_examples:small_net"

@@ -29,7 +29,8 @@ from training.learners.base import Learner, PickleSnapshot
 from training.learners.candidates import build_candidates
 from training.registry import LoadedVersion, Registry
 from training.rows import RowValidator
-from training.spec import ModelSpec, Task, infer_spec, numeric_spec
+from training.spec import ModelSpec, Task, numeric_spec
+from training.spec_inference import infer_spec
 
 MODEL = "tab"
 

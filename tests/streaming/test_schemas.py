@@ -134,3 +134,14 @@ def test_a_multi_prediction_record_may_be_larger_than_one_event() -> None:
     with pytest.raises(InvalidEvent) as info:
         decode_prediction(raw, ModelSchema("m", ("a", "b"), (0, 1), max_batch_bytes=1024))
     assert info.value.reason is Reason.OVERSIZED
+
+
+def test_a_prediction_record_a_producer_sent_without_a_version_is_read() -> None:
+    """`perennial produce` (and an application's own producer) predicts without a registry
+    version: the encoder leaves the null out, and the trainer must still join the record."""
+    from streaming.schemas import PredictionWire, encode
+
+    raw = encode(PredictionWire(prediction_id="p", model="m", version=None, features={"a": 1, "b": 2}, timestamp=1.0))
+    assert b"version" not in raw
+    decoded = decode_prediction(raw, S)
+    assert decoded.version is None and decoded.features == {"a": 1.0, "b": 2.0}

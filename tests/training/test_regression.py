@@ -21,7 +21,8 @@ from training.promotion import (
 )
 from training.publishers import InMemoryPublisher
 from training.rows import RowValidator
-from training.spec import Task, infer_spec, numeric_spec
+from training.spec import Task, numeric_spec
+from training.spec_inference import infer_spec
 from training.streams import iter_stream, stream_info
 from training.system import LearningSystem, LoopConfig
 

@@ -11,7 +11,8 @@ from training.bootstrap import BootstrapConfig, BootstrapRefused, train_candidat
 from training.data_prep import Split
 from training.learners.candidates import CANDIDATES, build_candidates
 from training.rows import RowError, RowProblem, RowValidator
-from training.spec import FeatureKind, ModelSpec, Task, infer_spec
+from training.spec import FeatureKind, ModelSpec, Task
+from training.spec_inference import infer_spec
 
 CLASSIFIERS = ["logreg", "logreg-river", "hat", "arf", "mlp"]
 

@@ -147,7 +147,10 @@ def split_params(factory: Callable[..., Any], params: dict[str, Any]) -> tuple[d
 
 class ImportedRiverLearner(RiverLearner):
     """A user's River estimator behind the protocol; remembers its factory so the registry
-    records it (and refuses the version where that module is not allowed)."""
+    records it (and refuses the version where that module is not allowed). A user's
+    pipeline may read text: text features reach it as strings."""
+
+    reads_text = True
 
     def __init__(self, estimator: Any, name: str, spec: ModelSpec | None = None,
                  encoding: Encoding | str = Encoding.DENSE, factory: str = "",

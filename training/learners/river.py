@@ -31,10 +31,11 @@ class SpecEncoder(river_base.Transformer):
     {'a': 1.0}
     """
 
-    def __init__(self, spec: ModelSpec, style: str = Encoding.DENSE.value) -> None:
+    def __init__(self, spec: ModelSpec, style: str = Encoding.DENSE.value, text: bool = False) -> None:
         self.spec = spec
         self.style = style
-        self._encoder = RowEncoder(spec, Encoding(style))
+        self.text = text
+        self._encoder = RowEncoder(spec, Encoding(style), text=text)
 
     def transform_one(self, x: dict) -> dict:
         return self._encoder.encode(x)
@@ -42,6 +43,9 @@ class SpecEncoder(river_base.Transformer):
 
 class RiverLearner(PickleSnapshot, Learner):
     """Wrap any River classifier or regressor, or a pipeline ending in one.
+
+    ``reads_text``: whether the estimator reads text features itself (a user's pipeline
+    with a text transformer); the built-in ones do not, so a spec with text is refused.
 
     A regressor (the model, or a pipeline's last step, is a River ``base.Regressor``) answers `predict_one` with a float (None before it has learned),
     has no class probabilities and no `classes`; its `task` is regression.
@@ -57,6 +61,7 @@ class RiverLearner(PickleSnapshot, Learner):
     {}
     """
 
+    reads_text = False
 
     def __init__(self, estimator: river_base.Classifier, name: str, spec: ModelSpec | None = None,
                  encoding: Encoding | str = Encoding.DENSE) -> None:
@@ -69,7 +74,7 @@ class RiverLearner(PickleSnapshot, Learner):
         # the model as it runs: encoder | estimator (the estimator alone without a spec,
         # and for a numeric-only spec, whose rows need no encoding)
         self._model = estimator if spec is None or spec.numeric_only else (
-            SpecEncoder(spec, self.encoding.value) | estimator)
+            SpecEncoder(spec, self.encoding.value, text=self.reads_text) | estimator)
         self._check = spec is None or spec.numeric_only  # raw rows are validated upstream
         self._regressor = _is_regressor(estimator)
         task = Task.REGRESSION if self._regressor else Task.CLASSIFICATION

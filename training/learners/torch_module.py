@@ -2,7 +2,9 @@
 
 The network is the user's (built by their factory, ``module:factory``); this class supplies
 what turns it into a learner of a model: the spec's dense encoding as its input
-(`training.encoding`, width ``n_inputs``), optional running standardisation, mini-batches
+(`training.encoding`, width ``n_inputs``) — or, when the whole input is one required tensor
+feature (an image ``[C, H, W]``, say), the batch in that shape, ``[n, C, H, W]`` — optional
+running standardisation (per value), mini-batches
 of ``batch_size`` events each trained for ``epochs_per_batch`` steps, mixed with examples
 replayed from a class-balanced reservoir (`training.learners.torch_parts`) so that adapting
 to the present does not erase the past, layers frozen by name prefix (transfer learning),
@@ -282,10 +284,17 @@ class TorchModuleLearner(Learner):
 
     def _vectors(self, xs: Sequence[Features]) -> torch.Tensor:
         encoder = self._encoder
+        tensor = self.spec.tensor_input
+        if tensor is not None and not tensor.optional:  # a tensor's values are the vector already
+            name = tensor.name
+            return torch.tensor([x[name] for x in xs], dtype=torch.float64).reshape(len(xs), encoder.width)
         return torch.tensor([encoder.vector(x) for x in xs], dtype=torch.float64).reshape(len(xs), encoder.width)
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         z = self._scaler.transform(x) if self.standardize else torch.nan_to_num(x, nan=0.0).to(torch.float32)
+        tensor = self.spec.tensor_input
+        if tensor is not None and not tensor.optional:  # the network sees [n, C, H, W], not [n, C*H*W]
+            z = z.reshape(len(z), *tensor.shape)
         return z.to(self._device)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Built-in streams and CSV files, behind one function: `iter_stream`.
+"""Built-in streams, CSV and JSON Lines files, behind one function: `iter_stream`.
 
 A stream is an iterator of ``(features, label)`` pairs. Names accepted by every command
 that takes ``--stream NAME`` (``replay``, ``bootstrap``, ``produce``, ``demo``):
@@ -13,6 +13,7 @@ shuttle           River's bundled shuttle data (58,000 events)
 friedman-drift    regression: River's FriedmanDrift, two abrupt global drifts
 friedman          regression: River's Friedman #1, one concept (stationary control)
 PATH.csv          a CSV file; ``target`` names the label column
+PATH.jsonl        a JSON Lines file (one object per line): text, tensors (nested lists)
 ================  ============================================================
 """
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from training.spec import Task
 from training.streams import tabular
 from training.streams.csv_stream import iter_csv
+from training.streams.jsonl_stream import SUFFIXES as JSONL_SUFFIXES
+from training.streams.jsonl_stream import iter_jsonl
 
 Event = tabular.Event
 
@@ -69,15 +72,17 @@ def stream_info(name: str) -> StreamInfo:
     function = _agrawal_function(name)
     if function is not None:
         return StreamInfo(name, 50_000, 1, "tabular", f"Agrawal, function {function} only (no drift)")
+    if name.endswith(JSONL_SUFFIXES):
+        return StreamInfo(name, 0, 1, "tabular", f"JSON Lines file {name}")
     if name.endswith(".csv") or Path(name).is_file():
         return StreamInfo(name, 0, 1, "tabular", f"CSV file {name}")
     raise ValueError(
-        f"unknown stream {name!r}; use one of {', '.join(BUILTIN)} or a path to a .csv file"
+        f"unknown stream {name!r}; use one of {', '.join(BUILTIN)} or a path to a .csv or .jsonl file"
     )
 
 
 def iter_stream(name: str, n_events: int | None = None, seed: int = 42, target: str = "label") -> Iterator[Event]:
-    """Iterate ``(features, label)`` of a built-in stream or a CSV file.
+    """Iterate ``(features, label)`` of a built-in stream, a CSV or a JSON Lines file.
 
     >>> x, y = next(iter_stream("agrawal-drift", 10))
     >>> sorted(x)[:3], y in (0, 1)
@@ -103,4 +108,6 @@ def iter_stream(name: str, n_events: int | None = None, seed: int = 42, target: 
         return tabular.friedman(n, seed)
     if name in ("phishing", "shuttle"):
         return tabular.bundled(name, n)
+    if name.endswith(JSONL_SUFFIXES):
+        return iter_jsonl(name, target=target, n_events=n)
     return iter_csv(name, target=target, n_events=n)

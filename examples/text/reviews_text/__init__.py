@@ -1,0 +1,1 @@
+"""A user's text models for Perennial (see ../README.md)."""
