@@ -20,7 +20,7 @@ prometheus:
 	@bash scripts/ensure-prometheus.sh
 
 lint: venv
-	$(VENV)/bin/ruff check training streaming service tests benchmarks
+	$(VENV)/bin/ruff check training streaming service tests benchmarks examples
 
 # Two workers: the integration tests in order on one, the in-process tests on the other
 # (tests/conftest.py says why); PYTEST_WORKERS=0 runs everything in this process.

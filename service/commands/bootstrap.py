@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         settings.bootstrap_config(image=info.kind == "image"), split=split, force=args.force,
         task=Task(args.task) if args.task else None, target=args.target, kinds=kinds,
         optional=tuple(_columns(args.optional)))
-    candidates = settings.candidates or "the task's defaults"
+    candidates = settings.candidates or (f"every entry of {settings.candidates_file}" if settings.candidates_file
+                                         else "the task's defaults")
     print(f"bootstrap {args.model} from {len(events):,} events of {stream}; candidates {candidates}")
     result = train_candidates(events, config, on_progress=lambda msg: print(f"  {msg}..."), spec=spec)
     print(f"\nmodel spec ({'from ' + args.spec_file if spec else 'inferred from the data'}):")

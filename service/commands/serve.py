@@ -66,6 +66,16 @@ def server_argv(env: dict[str, str]) -> list[str]:
     ]
 
 
+def absolute_path_list(value: str) -> str:
+    """A ``PYTHONPATH``-style list with each entry made absolute from the current directory.
+
+    >>> import os; absolute_path_list(os.pathsep.join(["/opt/pkgs", "examples/x"])) == os.pathsep.join(
+    ...     ["/opt/pkgs", os.path.abspath("examples/x")])
+    True
+    """
+    return os.pathsep.join(os.path.abspath(p) if p else p for p in value.split(os.pathsep))
+
+
 def check_secrets(settings) -> None:  # noqa: ANN001
     """Refuse a placeholder or development secret unless the service listens on loopback only."""
     from streaming.secrets import refuse_insecure_secrets
@@ -105,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     env["PERENNIAL_REGISTRY_DIR"] = str(Path(registry).resolve())
     spool = os.environ.get("PERENNIAL_SPOOL_DIR") or ".perennial/spool"
     env["PERENNIAL_SPOOL_DIR"] = str(Path(spool).resolve())  # likewise for the spool
+    if os.environ.get("PYTHONPATH"):  # and a user's package on a relative PYTHONPATH (examples/...)
+        env["PYTHONPATH"] = absolute_path_list(os.environ["PYTHONPATH"])
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     argv = server_argv(env)  # a bad setting raises pydantic's ValidationError: one line in `perennial`
     os.environ.update(env)

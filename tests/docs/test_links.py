@@ -1,4 +1,4 @@
-"""Every relative link in README.md and docs/ resolves inside this clone.
+"""Every relative link in README.md, benchmarks/, docs/ and examples/ resolves inside this clone.
 
 A newcomer has the clone and nothing else: a link to a sibling folder of the repository (a
 design note on the author's machine) or to a file that moved is a dead end. Web links are
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+             *sorted((ROOT / "examples").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 EXTERNAL = ("http://", "https://", "mailto:")
 
