@@ -67,6 +67,7 @@ class Reason(StrEnum):
     UNKNOWN_FEATURE = "unknown_feature"
     MISSING_FEATURE = "missing_feature"
     WRONG_VECTOR_LENGTH = "wrong_vector_length"
+    WRONG_SHAPE = "wrong_shape"  # a tensor feature of another shape than the spec's
     INVALID_VALUE = "invalid_value"
     NO_PREDICTION = "no_prediction"  # label-only feedback whose prediction never arrived
     LEARN_FAILED = "learn_failed"  # the learning core refused a validated event
@@ -85,7 +86,9 @@ class InvalidEvent(ValueError):
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=True, frozen=True)
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 #: a raw value as a user has it: number, category string, boolean, null for missing
-RawValue = float | int | str | bool | None
+#: a raw value as JSON carries it; a list is a tensor feature's values (nested lists of its
+#: shape, or flat), whose shape and numbers the spec's validator checks
+RawValue = float | int | str | bool | list[Any] | None
 RawFeatures = dict[str, RawValue] | list[RawValue]
 
 
@@ -300,6 +303,7 @@ _ROW_REASONS = {
     RowProblem.INFINITY: Reason.INFINITY,
     RowProblem.OVERSIZED: Reason.OVERSIZED,
     RowProblem.WRONG_VECTOR_LENGTH: Reason.WRONG_VECTOR_LENGTH,
+    RowProblem.WRONG_SHAPE: Reason.WRONG_SHAPE,
     RowProblem.UNKNOWN_CLASS: Reason.UNKNOWN_CLASS,
     RowProblem.WRONG_LABEL: Reason.WRONG_TYPE,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.schemas import InvalidEvent, ModelSchema, Reason, decode_feedback, decode_prediction
+from training.spec import ModelSpec
 
 S = ModelSchema("m", feature_names=("a", "b"), classes=(0, 1), max_event_bytes=400)
 OK = '"event_id": "e1", "model": "m"'
@@ -145,3 +146,33 @@ def test_a_prediction_record_a_producer_sent_without_a_version_is_read() -> None
     assert b"version" not in raw
     decoded = decode_prediction(raw, S)
     assert decoded.version is None and decoded.features == {"a": 1.0, "b": 2.0}
+
+
+def test_every_problem_of_the_row_validator_has_a_dead_letter_reason() -> None:
+    from streaming.schemas import _ROW_REASONS
+    from training.rows import RowProblem
+
+    assert set(_ROW_REASONS) == set(RowProblem)
+
+
+IMAGE = ModelSchema("img", spec=ModelSpec.from_dict(
+    {"task": "classification", "target": {"name": "digit", "classes": [0, 1]},
+     "features": [{"name": "image", "kind": "tensor", "shape": [1, 2, 2]}]}))
+
+
+def test_images_travel_in_feedback_events_and_in_the_services_prediction_records() -> None:
+    """The service logs a tensor as its flat values; a client's Kafka event may nest it."""
+    import json
+
+    from streaming.schemas import encode_prediction_batch
+
+    event = json.dumps({"event_id": "e", "model": "img", "features": {"image": [[[0, 1], [2, 3]]]}, "label": 1})
+    assert decode_feedback(event.encode(), IMAGE).features == {"image": [0.0, 1.0, 2.0, 3.0]}
+    record = {"model": "img", "version": 1, "timestamp": 1.0, "prediction_ids": ["r-0"],
+              "features": [{"image": [0.0, 1.0, 2.0, 3.0]}], "labels": [1], "classes": ["0", "1"],
+              "probabilities": [[0.3, 0.7]]}
+    decoded = decode_prediction(encode_prediction_batch(record), IMAGE)
+    assert decoded.predictions[0].features == {"image": [0.0, 1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidEvent) as info:
+        decode_feedback(event.replace("[[[0, 1], [2, 3]]]", "[[0, 1], [2, 3]]").encode(), IMAGE)
+    assert info.value.reason is Reason.WRONG_SHAPE and "shape [1, 2, 2]" in info.value.detail
