@@ -3,10 +3,11 @@ READMEs tell a user to run them: the package on PYTHONPATH, allowed by
 PERENNIAL_ALLOWED_MODULES, and nothing of it imported by the test process.
 
 - `cnn_digits`: pre-train the CNN (tiny), `perennial check` it (flat pixels, and an image
-  tensor spec), bootstrap it from the
-  example's candidates file, let `perennial train` fine-tune it from the real broker until
-  it republishes the champion, and have `perennial serve` answer batched `/predict` calls
-  with that fine-tuned version.
+  tensor spec), write the digits as images (JSON Lines), bootstrap it from them with the
+  example's candidates file (the spec: one tensor [1, 8, 8]), let `perennial train` fine-tune
+  it from the images `perennial produce` sends through the real broker until it republishes
+  the champion, and have `perennial serve` answer batched `/predict` calls of images and an
+  OIP gRPC FP32 [n, 1, 8, 8] tensor with that fine-tuned version.
 - `river_pipeline`: write the table, `perennial check` the pipeline, bootstrap it from the
   CSV, and serve raw rows with a category the table never had and a gap.
 """
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -51,8 +53,13 @@ def assert_ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
-def start_serve(processes, registry_dir: Path, bootstrap_servers: str, env: dict[str, str]) -> httpx.Client:  # noqa: ANN001
-    """`perennial serve` in the test's process group; returns a client once it is ready."""
+class Served(NamedTuple):
+    http: httpx.Client
+    grpc: str  # host:port of its OIP gRPC server
+
+
+def start_serve(processes, registry_dir: Path, bootstrap_servers: str, env: dict[str, str]) -> Served:  # noqa: ANN001
+    """`perennial serve` in the test's process group; returns its addresses once it is ready."""
     from streaming.broker import free_port
 
     port, grpc_port = free_port(), free_port()
@@ -68,7 +75,7 @@ def start_serve(processes, registry_dir: Path, bootstrap_servers: str, env: dict
             return False
 
     wait_for(ready, "perennial serve ready", guard_s=180, alive=processes.check_alive)
-    return client
+    return Served(client, f"127.0.0.1:{grpc_port}")
 
 
 def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
@@ -76,7 +83,7 @@ def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
     from streaming.settings import TrainerSettings
     from training.lineage import Origin
     from training.registry import Registry
-    from training.streams.digits import FEATURES, digits_phase_dataset
+    from training.streams.digits import digits_phase_dataset
 
     env = example_env("cnn_digits", "digits_cnn", tmp_path)
     weights = tmp_path / "cnn.pt"
@@ -93,20 +100,24 @@ def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
     candidates = tmp_path / "candidates.yaml"
     candidates.write_text(yaml.safe_dump(entries))
 
+    # the images as JSON Lines, [1][8][8] each: a bootstrap slice and the stream that follows
     registry_dir = tmp_path / "registry"
     boot, n_events = 300, 400
-    out = assert_ok(run_perennial("bootstrap", "--stream", "digits-rotate", "--model", model_name,
-                                  "--registry", str(registry_dir), "--events", str(boot),
-                                  "--candidates-file", str(candidates), env=env))
+    boot_file, stream_file = tmp_path / "boot.jsonl", tmp_path / "stream.jsonl"
+    total = ["--events", str(boot + n_events)]
+    assert_ok(run_python(["-m", "digits_cnn.make_images", str(boot_file), *total, "--to", str(boot)], env))
+    assert_ok(run_python(["-m", "digits_cnn.make_images", str(stream_file), *total, "--skip", str(boot)], env))
+    out = assert_ok(run_perennial("bootstrap", "--stream", str(boot_file), "--target", "digit", "--model", model_name,
+                                  "--registry", str(registry_dir), "--candidates-file", str(candidates), env=env))
     assert f"registered {model_name} v1 (cnn)" in out, out
+    assert any(line.split()[:3] == ["image", "tensor", "shape"] for line in out.splitlines()), out
     registry = Registry(registry_dir)
     champion = registry.info(model_name, registry.alias(model_name, "champion"))
     assert champion.factory == "digits_cnn.model:cnn" and champion.factory_params["weights"] == str(weights)
 
     # labelled traffic on the broker, then the real trainer fine-tunes the champion from it
-    assert_ok(run_perennial("produce", "--stream", "digits-rotate", "--model", model_name, "--events",
-                            str(n_events), "--skip", str(boot), "--label-delay", "0",
-                            "--bootstrap-servers", broker, env=env))
+    assert_ok(run_perennial("produce", "--stream", str(stream_file), "--target", "digit", "--model", model_name,
+                            "--label-delay", "0", "--bootstrap-servers", broker, env=env))
     settings = TrainerSettings(model=model_name, bootstrap_servers=broker, registry_dir=registry_dir,
                                checkpoint_dir=tmp_path / "checkpoints", metrics_port=0)
     processes.perennial("train", "train", "--model", model_name, "--bootstrap-servers", broker,
@@ -121,18 +132,20 @@ def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
     fine_tuned = registry.alias(model_name, "champion")
     assert fine_tuned == refreshed[-1].version  # the learning champion republished, still the user's CNN
 
-    client = start_serve(processes, registry_dir, broker, env)
+    served = start_serve(processes, registry_dir, broker, env)
+    client = served.http
     xs, ys = digits_phase_dataset(phase=1, n=96)
+    images = [[[[x[f"px{r * 8 + c}"] for c in range(8)] for r in range(8)]] for x in xs]  # [1][8][8]
 
     def predict(instances: list) -> dict:
         r = client.post("/predict", json={"model": model_name, "instances": instances})
         assert r.status_code == 200, r.text
         return r.json()
 
-    # concurrent requests of 32 instances, the batcher's case: an instance is the 64 pixel
-    # values in the spec's feature order (the README's form) or {"features": {px0: ...}}
-    requests = [[[x[f] for f in FEATURES] for x in xs[i:i + 32]] for i in (0, 32)] + [
-        [{"features": x} for x in xs[64:]]]
+    # concurrent requests of 32 instances, the batcher's case: an instance is the image as
+    # nested lists (the README's form), its 64 values flat, or {"features": {"image": ...}}
+    requests = [images[:32], [[v for row in img[0] for v in row] for img in images[32:64]],
+                [{"features": {"image": img}} for img in images[64:]]]
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(predict, requests))
     labels = [p["label"] for a in answers for p in a["predictions"]]
@@ -140,6 +153,17 @@ def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
     assert set(labels) <= set(range(10))
     # far above chance (0.1) on digits the stream never showed: the pre-trained weights serve
     assert sum(p == y for p, y in zip(labels, ys, strict=True)) / len(ys) > 0.5
+
+    # the Open Inference Protocol over gRPC: one FP32 input [n, 1, 8, 8], as the metadata says
+    import numpy as np
+    import tritonclient.grpc as tgrpc
+
+    grpc = tgrpc.InferenceServerClient(served.grpc)
+    meta = grpc.get_model_metadata(model_name)
+    assert [(i.name, i.datatype, list(i.shape)) for i in meta.inputs] == [("image", "FP32", [-1, 1, 8, 8])]
+    batch = tgrpc.InferInput("image", [len(images), 1, 8, 8], "FP32")
+    batch.set_data_from_numpy(np.asarray(images, dtype=np.float32))
+    assert [int(v) for v in grpc.infer(model_name, [batch]).as_numpy("label")] == labels
 
 
 def test_river_pipeline_table_checked_bootstrapped_and_served_raw(tmp_path: Path, model_name: str,
@@ -166,7 +190,7 @@ def test_river_pipeline_table_checked_bootstrapped_and_served_raw(tmp_path: Path
     info = Registry(registry_dir).info(model_name, 1)
     assert info.factory == "acme_tables.models:loan_pipeline" and info.factory_params["encoding"] == "native"
 
-    client = start_serve(processes, registry_dir, "", env)  # '': no prediction log, no broker needed
+    client = start_serve(processes, registry_dir, "", env).http  # '': no prediction log, no broker needed
     raw = [
         {"amount": 12000, "term": "36m", "income": None, "purpose": "crypto", "home": "rent",  # unseen, gap
          "employed": False, "prior_defaults": 1},
