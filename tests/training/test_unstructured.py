@@ -225,3 +225,24 @@ def test_bootstrap_reads_text_from_json_lines_and_trains_a_text_pipeline(tmp_pat
                                                       kinds={"review": FeatureKind.TEXT}))
     assert [f.kind for f in result.spec.features] == [FeatureKind.TEXT, FeatureKind.NUMERIC]
     assert result.champion.validation["accuracy"] > 0.9
+
+
+def test_a_users_network_serves_dense_rows_exactly_as_its_rows_of_dicts():
+    """`predict_proba_rows`: the array path serving takes for numeric and single-tensor specs."""
+    import numpy as np
+
+    for factory, spec in ((CNN, IMAGE_SPEC), ("training.learners.torch_module_examples:small_net", None)):
+        if spec is None:
+            events = list(iter_stream("agrawal", 200, seed=1))
+            spec = infer_spec([x for x, _ in events], [y for _, y in events])
+        events = spec_stream(spec, 120) if spec is IMAGE_SPEC else [(RowValidator(spec).row(x), y) for x, y in events]
+        learner = build_candidates(factory, spec)[0]
+        learner.learn_many([x for x, _ in events], [y for _, y in events])
+        xs = [x for x, _ in events[:16]]
+        dense = np.array([x["image"] for x in xs]) if spec is IMAGE_SPEC else np.array([list(x.values()) for x in xs])
+        expected = np.array([[p[c] for c in learner.classes] for p in learner.predict_proba_many(xs)])
+        np.testing.assert_allclose(learner.predict_proba_rows(dense), expected, rtol=0, atol=1e-12)
+    mixed = ModelSpec(Task.CLASSIFICATION, TargetSpec("y", (0, 1)), (
+        FeatureSpec("image", FeatureKind.TENSOR, shape=(1, 4, 4)), FeatureSpec("size")))
+    with pytest.raises(TypeError, match="dense rows"):  # a tensor among other features: rows of dicts only
+        build_candidates(CNN.replace("tiny_cnn", "small_net"), mixed)[0].predict_proba_rows(np.zeros((1, 17)))

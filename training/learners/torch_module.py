@@ -28,6 +28,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -181,6 +182,25 @@ class TorchModuleLearner(Learner):
             return []
         proba = torch.softmax(self._forward(self._vectors(xs)).double(), dim=1).cpu().tolist()
         return [dict(zip(self._classes, row, strict=True)) for row in proba]
+
+    def predict_proba_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Serving's fast path (`RowsPredictor`): the dense input as ``[n, n_inputs]`` float
+        rows — the numeric features in spec order, or a tensor feature's values flat — in,
+        ``[n, n_classes]`` probabilities in `classes` order out: no per-row dicts between the
+        request's array and the network."""
+        if self._regression:
+            raise TypeError(f"{self.name}: a regression network has no class probabilities")
+        if not self.spec.numeric_only and (self.spec.tensor_input is None or self.spec.tensor_input.optional):
+            raise TypeError("predict_proba_rows takes dense rows; this model's spec has other kinds of features")
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float64)).reshape(len(rows), -1)
+        if x.shape[1] != self._encoder.width:
+            raise ValueError(f"rows have {x.shape[1]} values; the network takes {self._encoder.width}")
+        return torch.softmax(self._forward(x).double(), dim=1).cpu().numpy()
+
+    def forward_parts(self) -> tuple[nn.Module, RunningScaler | None]:
+        """The network and its input scaler (None when inputs go in unscaled), for a
+        benchmark that times the bare forward against the whole serving path."""
+        return self._net, self._scaler if self.standardize else None
 
     def predict_one(self, x: Features) -> Label | float | None:
         return self.predict_many([x])[0]
