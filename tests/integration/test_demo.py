@@ -47,11 +47,14 @@ def leftovers(tmp_path: Path, output: str) -> list[str]:
 
 def demo(tmp_path: Path, *extra: str) -> subprocess.Popen:
     """The demo with its terminal output piped to the test (not the helpers' log file: the
-    test reads what a user would see)."""
+    test reads what a user would see). Ctrl-C as on a terminal: a test run started in the
+    background of a script inherits SIGINT ignored (POSIX, for asynchronous commands), and
+    Python then never raises KeyboardInterrupt, so the child gets the default back."""
     return subprocess.Popen(
         perennial_argv("demo", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "demo.json"),
                        "--plot", str(tmp_path / "demo.png"), *extra),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - no threads in the child yet
     )
 
 
@@ -92,15 +95,24 @@ def test_regression_demo_serves_values_and_beats_the_frozen_model(tmp_path: Path
 def test_interrupt_stops_every_process(tmp_path: Path, signum: int):
     proc = demo(tmp_path, "--events", "200000", "--candidates", "logreg")
     lines = []
-    deadline = time.monotonic() + 300
-    for line in proc.stdout:  # wait until the broker, trainer and service are all up
-        lines.append(line)
-        if "service ready" in line or time.monotonic() > deadline:
-            break
-    assert any("service ready" in line for line in lines), "".join(lines)[-3000:]
-    assert leftovers(tmp_path, "".join(lines)), "the demo's children should be running"
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:  # wait until the broker, trainer and service are all up
+            lines.append(line)
+            if "service ready" in line or time.monotonic() > deadline:
+                break
+        assert any("service ready" in line for line in lines), "".join(lines)[-3000:]
+        assert leftovers(tmp_path, "".join(lines)), "the demo's children should be running"
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=120)
+    finally:  # a failed check must not leave a 200,000-event demo running
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: the demo stops the processes it started
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
     assert proc.returncode != 0
     assert "stopped every process the demo started" in "".join(lines) + out
     assert leftovers(tmp_path, "".join(lines) + out) == []
