@@ -45,16 +45,21 @@ def leftovers(tmp_path: Path, output: str) -> list[str]:
     return found
 
 
+def ctrl_c_as_on_a_terminal() -> None:
+    """In the child before exec: SIGINT's default back. A test run started in the background
+    of a script inherits SIGINT ignored (POSIX, for asynchronous commands), and Python then
+    never raises KeyboardInterrupt: the Ctrl-C tests would test nothing but that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def demo(tmp_path: Path, *extra: str) -> subprocess.Popen:
     """The demo with its terminal output piped to the test (not the helpers' log file: the
-    test reads what a user would see). Ctrl-C as on a terminal: a test run started in the
-    background of a script inherits SIGINT ignored (POSIX, for asynchronous commands), and
-    Python then never raises KeyboardInterrupt, so the child gets the default back."""
+    test reads what a user would see)."""
     return subprocess.Popen(
         perennial_argv("demo", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "demo.json"),
                        "--plot", str(tmp_path / "demo.png"), *extra),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - no threads in the child yet
+        preexec_fn=ctrl_c_as_on_a_terminal,  # noqa: PLW1509 - the child has no threads yet
     )
 
 
@@ -148,6 +153,7 @@ def test_on_a_terminal_the_first_minute_is_status_and_events(tmp_path: Path):
         perennial_argv("demo", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "demo.json"),
                        "--plot", str(tmp_path / "demo.png"), "--events", "200000", "--candidates", "logreg,hat"),
         stdin=slave, stdout=slave, stderr=slave, close_fds=True, cwd=ROOT,
+        preexec_fn=ctrl_c_as_on_a_terminal,  # noqa: PLW1509 - the child has no threads yet
     )
     os.close(slave)
     try:
@@ -161,7 +167,11 @@ def test_on_a_terminal_the_first_minute_is_status_and_events(tmp_path: Path):
         rest = read_pty_until(master, lambda lines, t: proc.poll() is not None, guard_s=180)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.terminate()  # SIGTERM: the demo stops the processes it started
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         proc.wait(60)
         os.close(master)
     shown = [line for line in lines if line.strip()]
