@@ -46,55 +46,15 @@ def synthetic(n: int, features: int = 32, classes: int = 4, seed: int = 0) -> tu
     return [dict(zip(names, row, strict=True)) for row in xs.tolist()], ys.tolist()
 
 
-def build_plane(root: Path):
-    """A registry with a trained MLP champion, and a data plane serving it (device: auto)."""
+def serve(learner, root: Path):  # noqa: ANN001, ANN201
+    """A registry at ``root`` with ``learner`` as champion, and a data plane serving it (device:
+    auto; no prediction log: the network and the plane are what is measured)."""
     from service.dataplane import DataPlane
     from service.metrics_exposition import build_service_metrics
     from service.model_holder import ModelHolder, build_champion
     from service.prediction_log import KafkaEventLog
-    from training.learners.torch_mlp import TorchMLPLearner
     from training.registry import Registry
 
-    xs, ys = synthetic(4096)
-    learner = TorchMLPLearner(hidden_layers=(256, 256), batch_size=64, seed=0)
-    learner.learn_many(xs, ys)
-    registry = Registry(root, key="gpu-bench")
-    registry.promote(MODEL, registry.publish(MODEL, learner).version, "gpu benchmark")
-    metrics = build_service_metrics()
-
-    def build(loaded):
-        return build_champion(loaded, metrics, max_batch_size=2048, max_latency_ms=60_000, device="auto")
-
-    holder = ModelHolder(registry, build, metrics)
-    holder.poll_once()
-    plane = DataPlane(holder, metrics, KafkaEventLog("", metrics), max_instances=1024)
-    rows = np.array([[x[f] for f in holder.get(MODEL).features] for x in xs], dtype=np.float32)
-    return plane, rows
-
-
-def build_cnn_plane(root: Path):
-    """A registry with the user's CNN of `examples/cnn_digits` (an image spec, one tensor
-    feature [1, 8, 8]) fine-tuned on rotated digits, and a data plane serving it."""
-    import os
-
-    sys.path.insert(0, str(ROOT / "examples" / "cnn_digits"))
-    os.environ["PERENNIAL_ALLOWED_MODULES"] = "digits_cnn"
-    from service.dataplane import DataPlane
-    from service.metrics_exposition import build_service_metrics
-    from service.model_holder import ModelHolder, build_champion
-    from service.prediction_log import KafkaEventLog
-    from training.learners.candidates import build_candidates
-    from training.registry import Registry
-    from training.spec import FeatureKind, FeatureSpec, ModelSpec, TargetSpec, Task
-    from training.streams.digits import FEATURES, digits_rotate
-
-    spec = ModelSpec(Task.CLASSIFICATION, TargetSpec("digit", tuple(range(10))),
-                     (FeatureSpec("image", FeatureKind.TENSOR, shape=(1, 8, 8)),))
-    events = list(digits_rotate(n_events=2048, seed=0))
-    xs = [{"image": [x[f] for f in FEATURES]} for x, _ in events]
-    factory = "digits_cnn.model:cnn"
-    learner = build_candidates(factory, spec, **{factory: {"batch_size": 64, "standardize": False}})[0]
-    learner.learn_many(xs, [y for _, y in events])
     registry = Registry(root, key="gpu-bench")
     registry.promote(MODEL, registry.publish(MODEL, learner).version, "gpu benchmark")
     metrics = build_service_metrics()
@@ -105,7 +65,40 @@ def build_cnn_plane(root: Path):
     holder = ModelHolder(registry, build, metrics)
     holder.poll_once()
     assert holder.ready, holder.refusals
-    plane = DataPlane(holder, metrics, KafkaEventLog("", metrics), max_instances=1024)
+    return DataPlane(holder, metrics, KafkaEventLog("", metrics), max_instances=1024)
+
+
+def build_plane(root: Path):
+    """A registry with a trained MLP champion, and a data plane serving it (device: auto)."""
+    from training.learners.torch_mlp import TorchMLPLearner
+
+    xs, ys = synthetic(4096)
+    learner = TorchMLPLearner(hidden_layers=(256, 256), batch_size=64, seed=0)
+    learner.learn_many(xs, ys)
+    plane = serve(learner, root)
+    rows = np.array([[x[f] for f in plane.holder.get(MODEL).features] for x in xs], dtype=np.float32)
+    return plane, rows
+
+
+def build_cnn_plane(root: Path):
+    """A registry with the user's CNN of `examples/cnn_digits` (an image spec, one tensor
+    feature [1, 8, 8]) fine-tuned on rotated digits, and a data plane serving it."""
+    import os
+
+    sys.path.insert(0, str(ROOT / "examples" / "cnn_digits"))
+    os.environ["PERENNIAL_ALLOWED_MODULES"] = "digits_cnn"
+    from training.learners.candidates import build_candidates
+    from training.spec import FeatureKind, FeatureSpec, ModelSpec, TargetSpec, Task
+    from training.streams.digits import FEATURES, digits_rotate
+
+    spec = ModelSpec(Task.CLASSIFICATION, TargetSpec("digit", tuple(range(10))),
+                     (FeatureSpec("image", FeatureKind.TENSOR, shape=(1, 8, 8)),))
+    events = list(digits_rotate(n_events=2048, seed=0))
+    xs = [{"image": [x[f] for f in FEATURES]} for x, _ in events]
+    factory = "digits_cnn.model:cnn"
+    learner = build_candidates(factory, spec, **{factory: {"batch_size": 64, "standardize": False}})[0]
+    learner.learn_many(xs, [y for _, y in events])
+    plane = serve(learner, root)
     return plane, np.array([x["image"] for x in xs], dtype=np.float32)
 
 

@@ -1,7 +1,8 @@
-"""Start `perennial serve` as a real process for the issue-12 tests (own registry, own spool).
+"""Start `perennial serve` as a real process.
 
-Not a fixture module: tests build a `ServeProcess` with the settings they need (a broker port
-that may not be answering yet, a short delivery timeout, a feedback token) and restart it.
+`serve_in` starts it in a test's `ProcessGroup` (stopped with the group) and waits until it is
+ready; `ServeProcess` is for the tests that stop, kill and restart one server (own registry,
+own spool, a broker port that may not be answering yet, a short delivery timeout).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -19,6 +21,32 @@ from service.demo.processes import stop_process_group
 from streaming.broker import free_port
 
 KEY = "issue12-test-key"
+
+
+class Served(NamedTuple):
+    http: httpx.Client  # a client of its HTTP port
+    grpc: str  # host:port of its OIP gRPC server
+
+
+def serve_in(processes, registry_dir: Path, bootstrap_servers: str, env: dict[str, str]) -> Served:  # noqa: ANN001
+    """`perennial serve` in the test's process group (``processes``), on free ports; returns
+    its addresses once it answers ready (or fails with the log of a process that died)."""
+    from tests.helpers import wait_for
+
+    port, grpc_port = free_port(), free_port()
+    processes.perennial("serve", "serve", "--registry", str(registry_dir), "--host", "127.0.0.1",
+                        "--port", str(port), "--grpc-port", str(grpc_port), "--bootstrap-servers", bootstrap_servers,
+                        env={**env, "PERENNIAL_WATCH_INTERVAL_S": "0.5"})
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+
+    def ready() -> bool:
+        try:
+            return client.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(ready, "perennial serve ready", guard_s=180, alive=processes.check_alive)
+    return Served(client, f"127.0.0.1:{grpc_port}")
 
 
 def bootstrap(root: Path, model: str, versions: int = 2) -> list[str]:

@@ -52,6 +52,17 @@ def ctrl_c_as_on_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def stop_demo(proc: subprocess.Popen) -> None:
+    """SIGTERM, so the demo stops the processes it started; SIGKILL if it does not exit."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(60)
+
+
 def demo(tmp_path: Path, *extra: str) -> subprocess.Popen:
     """The demo with its terminal output piped to the test (not the helpers' log file: the
     test reads what a user would see)."""
@@ -111,13 +122,7 @@ def test_interrupt_stops_every_process(tmp_path: Path, signum: int):
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=120)
     finally:  # a failed check must not leave a 200,000-event demo running
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM: the demo stops the processes it started
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(30)
+        stop_demo(proc)
     assert proc.returncode != 0
     assert "stopped every process the demo started" in "".join(lines) + out
     assert leftovers(tmp_path, "".join(lines) + out) == []
@@ -166,13 +171,7 @@ def test_on_a_terminal_the_first_minute_is_status_and_events(tmp_path: Path):
         proc.send_signal(signal.SIGINT)
         rest = read_pty_until(master, lambda lines, t: proc.poll() is not None, guard_s=180)
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM: the demo stops the processes it started
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait(60)
+        stop_demo(proc)
         os.close(master)
     shown = [line for line in lines if line.strip()]
     other = [line for line in shown if not STATUS_OR_EVENT.match(line)]

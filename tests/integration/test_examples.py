@@ -19,13 +19,12 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
-import httpx
 import pytest
 import yaml
 
 from tests.helpers import ROOT, run_perennial, wait_for
+from tests.integration.serve_process import serve_in
 
 pytestmark = pytest.mark.integration
 
@@ -51,31 +50,6 @@ def run_python(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProc
 def assert_ok(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-class Served(NamedTuple):
-    http: httpx.Client
-    grpc: str  # host:port of its OIP gRPC server
-
-
-def start_serve(processes, registry_dir: Path, bootstrap_servers: str, env: dict[str, str]) -> Served:  # noqa: ANN001
-    """`perennial serve` in the test's process group; returns its addresses once it is ready."""
-    from streaming.broker import free_port
-
-    port, grpc_port = free_port(), free_port()
-    processes.perennial("serve", "serve", "--registry", str(registry_dir), "--host", "127.0.0.1",
-                        "--port", str(port), "--grpc-port", str(grpc_port), "--bootstrap-servers", bootstrap_servers,
-                        env={**env, "PERENNIAL_WATCH_INTERVAL_S": "0.5"})
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
-    def ready() -> bool:
-        try:
-            return client.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, "perennial serve ready", guard_s=180, alive=processes.check_alive)
-    return Served(client, f"127.0.0.1:{grpc_port}")
 
 
 def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
@@ -132,7 +106,7 @@ def test_cnn_digits_pretrained_then_fine_tuned_from_kafka_and_served_batched(
     fine_tuned = registry.alias(model_name, "champion")
     assert fine_tuned == refreshed[-1].version  # the learning champion republished, still the user's CNN
 
-    served = start_serve(processes, registry_dir, broker, env)
+    served = serve_in(processes, registry_dir, broker, env)
     client = served.http
     xs, ys = digits_phase_dataset(phase=1, n=96)
     images = [[[[x[f"px{r * 8 + c}"] for c in range(8)] for r in range(8)]] for x in xs]  # [1][8][8]
@@ -190,7 +164,7 @@ def test_river_pipeline_table_checked_bootstrapped_and_served_raw(tmp_path: Path
     info = Registry(registry_dir).info(model_name, 1)
     assert info.factory == "acme_tables.models:loan_pipeline" and info.factory_params["encoding"] == "native"
 
-    client = start_serve(processes, registry_dir, "", env).http  # '': no prediction log, no broker needed
+    client = serve_in(processes, registry_dir, "", env).http  # '': no prediction log, no broker needed
     raw = [
         {"amount": 12000, "term": "36m", "income": None, "purpose": "crypto", "home": "rent",  # unseen, gap
          "employed": False, "prior_defaults": 1},

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from tests.helpers import run_perennial, wait_for
+from tests.integration.serve_process import serve_in
 from tests.tables import customer_rows, write_csv
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ RAW = [
 
 def test_a_sorted_csv_with_categories_and_gaps_end_to_end(broker: str, tmp_path, model_name: str,
                                                            processes, checkpoints, kio) -> None:
-    from streaming.broker import ensure_topics, free_port
+    from streaming.broker import ensure_topics
     from streaming.settings import TrainerSettings
     from streaming.topics import feedback_topic, model_topics
     from training.lineage import Origin
@@ -48,20 +48,7 @@ def test_a_sorted_csv_with_categories_and_gaps_end_to_end(broker: str, tmp_path,
     assert spec.feature("plan").kind is FeatureKind.CATEGORICAL and spec.feature("region").optional
     assert spec.classes == ("no", "yes")
 
-    port, grpc_port = free_port(), free_port()
-    serve = processes.perennial("serve", "serve", "--registry", str(registry_dir), "--host", "127.0.0.1",
-                                "--port", str(port), "--grpc-port", str(grpc_port), "--bootstrap-servers", broker,
-                                env={**env, "PERENNIAL_WATCH_INTERVAL_S": "0.5"})
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
-    def ready() -> bool:
-        try:
-            return client.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, "perennial serve ready", guard_s=180, alive=processes.check_alive)
-    assert serve.poll() is None
+    client = serve_in(processes, registry_dir, broker, env).http
 
     def predict() -> dict:
         r = client.post("/predict", json={"model": model_name, "instances": [{"features": x} for x in RAW]})
