@@ -74,8 +74,14 @@ class Champion:
         self._rows_fn = None
         self._limiter = anyio.CapacityLimiter(1)
         if self.is_classification and isinstance(self.learner, RowsPredictor):
+            # the learner's rows are in its `n_features_in` order, the batch's in the spec's:
+            # the same names (else the fast path is not for this spec), maybe reordered
+            accepted = list(self.learner.n_features_in)
+            if sorted(accepted) == sorted(self.features):
+                self._rows_fn = self.learner.predict_proba_rows
+                self._row_order = (None if accepted == self.features
+                                   else np.array([self.features.index(n) for n in accepted]))
             # columns of the learner's output in `classes` order; -1 for a class it never saw
-            self._rows_fn = self.learner.predict_proba_rows
             cols = [learned.index(c) if c in learned else -1 for c in self.classes]
             self._columns = None if cols == list(range(len(learned))) else np.array(cols)
 
@@ -95,7 +101,8 @@ class Champion:
             out = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
         elif self._rows_fn is not None and batch.numeric is not None:
             # the vectorised path (numeric-only specs): rows in feature order, one tensor op
-            out = np.asarray(self._rows_fn(batch.numeric), dtype=np.float64)
+            rows = batch.numeric if self._row_order is None else batch.numeric[:, self._row_order]
+            out = np.asarray(self._rows_fn(rows), dtype=np.float64)
             if self._columns is not None:
                 out = np.where(self._columns >= 0, out[:, np.maximum(self._columns, 0)], 0.0)
         else:
