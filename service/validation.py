@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from service.batch import Batch
 from service.errors import Kind, ServingError
+from service.numeric_rows import numeric_batch
 from streaming.schemas import FeedbackWire
 from training.rows import RowError, RowProblem, RowValidator
 from training.spec import FeatureKind, FeatureSpec, Value
@@ -104,6 +105,9 @@ def batch_from_instances(instances: object, validator: RowValidator, max_instanc
         raise ServingError(
             Kind.TOO_LARGE, f"{len(instances)} instances in one request; at most {max_instances} are accepted"
         )
+    fast = numeric_batch(instances, validator)
+    if fast is not None:  # uniform and valid, checked per request (every refusal is below)
+        return fast
     row = validator.row
     rows = []
     for i, inst in enumerate(instances):
