@@ -48,7 +48,7 @@ def numeric_batch(instances: list, validator: RowValidator) -> Batch | None:
     names = validator.names
     width = len(names)
     n = len(instances)
-    if n < MIN_INSTANCES or not validator.spec.numeric_only or width > validator.max_features:
+    if n < MIN_INSTANCES or not validator.numeric_only or width > validator.max_features:
         return None
     forms = set(map(type, instances))
     if forms == _DICT:

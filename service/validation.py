@@ -87,7 +87,7 @@ def _check_count(n: int, max_instances: int, what: str) -> None:
 
 def _with_numeric(rows: list[dict[str, Value]], validator: RowValidator) -> Batch:
     """The batch, with its float64 array when the spec is numeric-only (rows are then floats)."""
-    if not validator.spec.numeric_only:
+    if not validator.numeric_only:
         return Batch(rows)
     return Batch(rows, np.array([[*r.values()] for r in rows], dtype=np.float64))
 
@@ -150,7 +150,7 @@ def batch_from_tensor(
     shape ``[batch, n_features]``, columns in feature order)."""
     features = validator.names
     n = len(features)
-    if not validator.spec.numeric_only:
+    if not validator.numeric_only:
         raise ServingError(
             Kind.INVALID, "this model takes one input per feature, not a single tensor: "
             f"{_input_list(validator.spec.features)}"
@@ -195,7 +195,7 @@ def batch_from_inputs(
     all-numeric model, or one input per feature; ``missing`` is the request parameter."""
     names = validator.names
     if not inputs:
-        form = f"{TENSOR_INPUT!r} [batch, {len(names)}] or " if validator.spec.numeric_only else ""
+        form = f"{TENSOR_INPUT!r} [batch, {len(names)}] or " if validator.numeric_only else ""
         raise ServingError(Kind.INVALID, f"the request has no inputs; send {form}one input per feature: "
                            f"{_input_list(validator.spec.features)}")
     if len(inputs) == 1 and inputs[0].name == TENSOR_INPUT and TENSOR_INPUT not in names:
