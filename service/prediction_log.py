@@ -11,7 +11,8 @@ the label. Records too large for Kafka are refused at the door (the data plane c
 
 **Predictions** must never wait: a request puts its *one* record (all its predictions,
 ``streaming.schemas.PredictionBatchWire``) into an in-memory queue bounded in predictions,
-and returns; a thread takes every record queued, merges those it can into one
+and returns; a thread takes every record queued (waiting `GATHER_S` after the first for
+others), merges those it can into one
 (`service.prediction_records.coalesce`), encodes it (pydantic-core's Rust encoder), splits it
 when it would exceed ``max_record_bytes``, and sends it while the broker takes records, and
 moves each request's record to a second, bounded spool (written but not fsynced per record)
@@ -49,6 +50,10 @@ _RECONNECT_S = 2.0
 _DRAIN_BATCH = 500
 #: most queued records the prediction thread takes at once (to merge; `service.prediction_records`)
 _TAKE_RECORDS = 1024
+#: after a record arrives, the prediction thread waits this long for others to merge with it:
+#: at 1,000 requests/s of one instance a record left alone is a send (~90 µs of Python) per
+#: request; gathered for 10 ms, one per ten. Nothing waits on a prediction record.
+GATHER_S = 0.01
 __all__ = ["KafkaEventLog", "encode_predictions", "encode_record", "prediction_count"]
 FEEDBACK, PREDICTIONS = "feedback", "predictions"
 
@@ -90,6 +95,7 @@ class KafkaEventLog:
         retry_after_s: int = 5,
         producer_factory: Callable[..., object] | None = None,
         max_record_bytes: int = 1_000_000,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._metrics = metrics
@@ -99,6 +105,7 @@ class KafkaEventLog:
         self._queued = 0  # predictions in the queue
         self._queued_lock = threading.Lock()
         self.max_record_bytes = max_record_bytes
+        self._gather_s = gather_s
         self._create_topics = create_topics
         self._known_topics: set[str] = set()
         self._topic_lock = threading.Lock()
@@ -223,6 +230,8 @@ class KafkaEventLog:
     def _prediction_loop(self) -> None:
         while True:
             items = [self._queue.get()]
+            if items[0] is not None and self._gather_s:
+                self._closing.wait(self._gather_s)  # let the requests that follow queue theirs
             while items[-1] is not None and len(items) < _TAKE_RECORDS:  # and whatever else is queued
                 try:
                     items.append(self._queue.get_nowait())
