@@ -95,11 +95,12 @@ class Perennial:
 
     @bentoml.on_startup
     async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.runtime.start, loop)
+        await asyncio.to_thread(self.runtime.start)
+        await self.runtime.start_grpc()  # on this worker's event loop, beside the HTTP routes
 
     @bentoml.on_shutdown
-    def _stop(self) -> None:
+    async def _stop(self) -> None:
+        await self.runtime.stop_grpc()
         self.runtime.stop()
 
     def __is_ready__(self) -> bool:

@@ -89,7 +89,6 @@ class ServiceSettings(BaseSettings):
     device: str = Field(
         "auto", description="Device for PyTorch learners: auto (CUDA when present), cpu or cuda."
     )
-    grpc_workers: int = Field(64, ge=1, description="Threads of the gRPC server.")
     access_log: bool = Field(
         False,
         description="BentoML's per-request access log line. Off by default: on 2 cores it costs "
