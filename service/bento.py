@@ -21,7 +21,7 @@ import bentoml
 from service import connection_guard
 from service.http_api import build_http_app
 from service.metrics_exposition import append_exposition
-from service.runtime import Runtime
+from service.runtime import Runtime, tune_gc
 from service.settings import ServiceSettings
 
 
@@ -95,6 +95,7 @@ class Perennial:
 
     @bentoml.on_startup
     async def _start(self) -> None:
+        tune_gc(self.runtime.settings.gc_threshold)
         await asyncio.to_thread(self.runtime.start)
         await self.runtime.start_grpc()  # on this worker's event loop, beside the HTTP routes
 

@@ -21,6 +21,16 @@ from training.registry import Registry
 log = logging.getLogger(__name__)
 
 
+def tune_gc(threshold: int) -> None:
+    """Run the cyclic garbage collector's youngest generation every ``threshold`` net container
+    allocations (the older generations' thresholds unchanged); 0 leaves Python's default. For
+    the serving process only (`service.settings.ServiceSettings.gc_threshold` says why)."""
+    import gc
+
+    if threshold:
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
+
+
 def _multiprocess_dir() -> bool:
     """Whether prometheus_client writes values to multiprocess files (BentoML's workers do)."""
     import os
