@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import anyio.to_thread
 import numpy as np
+from pydantic_core import to_json
 
 from service.batch import Batch
 from service.batching import AdaptiveBatcher
@@ -81,6 +82,7 @@ class Champion:
         #: the classes as JSON values, and as the strings that key probabilities
         self.json_classes: list = [c.item() if hasattr(c, "item") else c for c in self.classes]
         self.class_keys: list[str] = [str(c) for c in self.classes]
+        self.label_texts: list[str] = [to_json(c).decode() for c in self.json_classes]  # labels as JSON text
         self._series: _Series | None = None
         self._rows_fn = None
         self._limiter = anyio.CapacityLimiter(1)
