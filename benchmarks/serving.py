@@ -63,7 +63,7 @@ def build_registry(root: Path) -> tuple[list[dict], list[str]]:
     from training.learners.candidates import logistic_regression
     from training.reference import reference_histograms
     from training.registry import Registry
-    from training.spec import infer_spec
+    from training.spec_inference import infer_spec
     from training.streams import iter_stream
 
     data = list(iter_stream("agrawal", 2000, 1))

@@ -21,7 +21,7 @@ import bentoml
 from service import connection_guard
 from service.http_api import build_http_app
 from service.metrics_exposition import append_exposition
-from service.runtime import Runtime
+from service.runtime import Runtime, tune_gc
 from service.settings import ServiceSettings
 
 
@@ -62,12 +62,17 @@ def bentoml_config(settings: ServiceSettings) -> dict:
 connection_guard.install(_SETTINGS.http_idle_timeout_s)
 
 
+# bound once: ``bentoml.get_current_service`` is a lazy module attribute, resolved through the
+# package's ``__getattr__`` on every access (5 % of a one-instance request, measured)
+_current_service = bentoml.get_current_service
+
+
 def _plane():
-    return bentoml.get_current_service().runtime.plane
+    return _current_service().runtime.plane
 
 
 def _body_limit() -> int:
-    return bentoml.get_current_service().runtime.settings.max_body_bytes
+    return _current_service().runtime.settings.max_body_bytes
 
 
 @bentoml.asgi_app(build_http_app(_plane, _body_limit), path="/", name="perennial-routes")
@@ -90,11 +95,13 @@ class Perennial:
 
     @bentoml.on_startup
     async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.runtime.start, loop)
+        tune_gc(self.runtime.settings.gc_threshold)
+        await asyncio.to_thread(self.runtime.start)
+        await self.runtime.start_grpc()  # on this worker's event loop, beside the HTTP routes
 
     @bentoml.on_shutdown
-    def _stop(self) -> None:
+    async def _stop(self) -> None:
+        await self.runtime.stop_grpc()
         self.runtime.stop()
 
     def __is_ready__(self) -> bool:

@@ -13,10 +13,8 @@ registry calls (admin, listing) run in a thread so a slow volume never stalls th
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import anyio.to_thread
 import numpy as np
@@ -35,6 +33,7 @@ from service.feedback_rules import (
 )
 from service.model_holder import Champion, ModelHolder
 from service.prediction_log import KafkaEventLog, encode_record
+from service.predictions import InferResult, prediction_ids, predictions
 from service.validation import (
     TENSOR_INPUT,
     TensorInput,
@@ -46,39 +45,6 @@ from streaming.metrics import ServiceMetrics
 from training.registry import IntegrityError, RegistryError, VersionNotFoundError
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class InferResult:
-    """Outputs of one request: the champion that answered and one row per instance —
-    probabilities and labels (classification) or values (regression)."""
-
-    champion: Champion
-    probabilities: np.ndarray | None  # [n, n_classes], columns in champion.classes order
-    prediction_ids: list[str]
-    labels: list = field(default_factory=list)
-    values: np.ndarray | None = None  # [n] (regression)
-    index: np.ndarray | None = None  # [n] column of each label in champion.classes (classification)
-
-    def json_labels(self) -> list:
-        """`labels` as plain JSON values (numpy scalars converted once per class, not per row)."""
-        if self.index is None:
-            return [_json_label(label) for label in self.labels]
-        classes = [_json_label(c) for c in self.champion.classes]
-        return [classes[i] for i in self.index.tolist()]
-
-
-def prediction_ids(n: int) -> list[str]:
-    """``n`` unique prediction ids for one request: a random base (128 bits, from the OS) and
-    the instance's index, ``<32 hex>-<i>``; one random draw per request instead of a uuid4
-    per instance. /feedback takes them as any other id (`service.feedback_rules`)."""
-    base = os.urandom(16).hex()
-    if n > len(_SUFFIXES):
-        _SUFFIXES.extend(f"-{i}" for i in range(len(_SUFFIXES), n))
-    return [base + suffix for suffix in _SUFFIXES[:n]]
-
-
-_SUFFIXES: list[str] = [f"-{i}" for i in range(1024)]
-
 
 class DataPlane:
     """Validate, predict, count, log — for every transport."""
@@ -140,26 +106,22 @@ class DataPlane:
     async def predict(self, model: object, instances: object, transport: str = "http") -> dict:
         """The ``POST /predict`` operation: ``{model, version, predictions: [...]}``, each
         prediction ``{prediction_id, label, probabilities}`` or, for regression,
-        ``{prediction_id, value}``."""
+        ``{prediction_id, value}`` (`service.predictions`; the HTTP route writes the same
+        answer as JSON with `service.predictions.predict_json`)."""
+        result = await self.predict_result(model, instances, transport)
+        champ = result.champion
+        return {"model": champ.model, "version": champ.version, "predictions": predictions(result)}
+
+    async def predict_result(self, model: object, instances: object, transport: str = "http") -> InferResult:
+        """`predict`'s work: validate ``instances``, predict, count, log."""
         try:
             champ = self.champion(model)
             batch = batch_from_instances(instances, champ.validator, self.max_instances)
-            result = await self._infer(champ, batch)
+            return await self._infer(champ, batch)
         except ServingError as e:
             raise self.refuse(e, model, transport) from None
         except Exception as e:
             raise self.internal(e, model, transport) from e
-        ids = result.prediction_ids
-        if result.values is not None:
-            predictions = [{"prediction_id": pid, "value": v}
-                           for pid, v in zip(ids, result.values.tolist(), strict=True)]
-        else:
-            keys = [str(c) for c in champ.classes]
-            predictions = [
-                {"prediction_id": pid, "label": label, "probabilities": dict(zip(keys, p, strict=True))}
-                for pid, label, p in zip(ids, result.json_labels(), result.probabilities.tolist(), strict=True)
-            ]
-        return {"model": champ.model, "version": champ.version, "predictions": predictions}
 
     async def infer_inputs(
         self, model: object, inputs: list[TensorInput], missing: object = None,
@@ -194,12 +156,10 @@ class DataPlane:
         n = len(batch)
         ids = prediction_ids(n)
         if champ.is_classification:
-            index = out.argmax(axis=1)
-            classes = champ.classes
-            result = InferResult(champ, out, ids, [classes[i] for i in index.tolist()], index=index)
+            result = InferResult(champ, out, ids, index=out.argmax(axis=1))
         else:
             result = InferResult(champ, None, ids, values=out)
-        self.metrics.predictions.labels(model=champ.model, version=str(champ.version)).inc(n)
+        champ.series.predictions.inc(n)
         self.issued.add(champ.model, ids)
         if self._log_predictions:
             self.event_log.log_predictions(champ.model, self._record(champ, batch, result), n)
@@ -219,7 +179,7 @@ class DataPlane:
             record["values"] = result.values.tolist()
         else:
             record["labels"] = result.json_labels()
-            record["classes"] = [str(c) for c in champ.classes]
+            record["classes"] = champ.class_keys
             record["probabilities"] = result.probabilities.tolist()
         return record
 
@@ -313,7 +273,7 @@ class DataPlane:
                 "served_version": champ.version if champ else None,
                 "learner": champ.info.learner if champ else None,
                 "feature_names": champ.features if champ else None,
-                "classes": [_json_label(c) for c in champ.classes] if champ else None,
+                "classes": champ.json_classes if champ else None,
                 "task": champ.task.value if champ else None,
                 "spec": champ.spec.to_dict() if champ else None,
                 "versions": [
@@ -394,8 +354,3 @@ class _registry_errors:
                 "promote or roll back where the registry volume is writable (the trainer), or retry later"
             ) from exc
         return False
-
-
-def _json_label(label):
-    """Labels are str, int or bool; numpy scalars become plain Python values for JSON."""
-    return label.item() if hasattr(label, "item") else label

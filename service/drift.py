@@ -15,9 +15,14 @@ tensor's mean value, NaN for a missing value. Every ``every`` rows, over the win
 ``perennial_feature_reference_missing_ratio{model,feature}`` is set once per champion: the
 missing rate its training data had, so an alert compares the two without knowing either.
 
-The update runs in the batch worker thread, never per request. For a numeric-only spec the
-batch's ``[n, n_features]`` array is copied into the window as is (one slice assignment);
-other specs encode their rows column by column.
+Cost: per request, the batch's ``[n, n_features]`` array is copied into the window (one slice
+assignment; other specs than numeric-only encode their rows column by column first). Every
+``every`` rows only the rows that entered since are put in their buckets (one ``searchsorted``
+per binned feature) and counted into per-feature bucket counts, less the rows they replaced,
+and PSI and missing rates of every feature come from the counts in a few array operations:
+the cost of a refresh grows with ``every``, not with the window (measured: the whole window
+rebinned every 200 rows was about a third of the serving process's time at 64 instances per
+request).
 """
 
 from __future__ import annotations
@@ -35,12 +40,10 @@ from training.reference import (
     BINNED,
     BOOLEAN,
     CATEGORICAL,
+    EPSILON,
     NUMERIC,
-    bin_fractions,
     category_codes,
-    code_fractions,
     kind_of,
-    psi_of_fractions,
     summary_value,
 )
 from training.spec import FeatureKind, ModelSpec
@@ -59,6 +62,7 @@ class _Column:
     kind: str
     reference: Mapping | None  # None: missing rate only (no reference of this kind)
     codes: dict[str, int] | None = None  # categorical: category -> bucket; others -> len(codes)
+    edges: np.ndarray | None = None  # numeric, text, tensor: the reference's inner cut points
 
     @property
     def buckets(self) -> int:
@@ -76,13 +80,15 @@ class _Column:
         kind = self.kind  # text and tensors: the number they are binned by (a length, a mean)
         return [_NAN if v is None else summary_value(kind, v) for v in column]
 
-    def psi(self, values: np.ndarray) -> float:
-        """PSI of the present (non-NaN) window values of this column."""
-        if self.kind in BINNED:
-            actual = bin_fractions(self.reference["edges"], values)
-        else:
-            actual = code_fractions(values.astype(np.int64), self.buckets)
-        return psi_of_fractions(self.reference["fractions"], actual)
+    def buckets_of(self, values: np.ndarray) -> np.ndarray:
+        """Bucket index of each present value (NaN anywhere: the caller marks those missing)
+        — `training.reference.bin_fractions`' bins, or a category's / boolean's code."""
+        if self.reference is None:
+            return np.zeros(values.shape, dtype=np.intp)
+        if self.edges is not None:
+            return np.searchsorted(self.edges, values, side="left")
+        codes = np.nan_to_num(values, nan=0.0).astype(np.intp)
+        return np.clip(codes, 0, self.buckets - 1)
 
 
 class DriftMonitor:
@@ -108,16 +114,36 @@ class DriftMonitor:
     ) -> None:
         refs = (reference or {}).get("features", {})
         self._model = model
-        self._psi_gauge = metrics.feature_drift_psi
-        self._missing_gauge = metrics.feature_missing_ratio
         self._columns = [self._column(i, f, refs.get(f.name)) for i, f in enumerate(spec.features)]
         self._compared = [c for c in self._columns if c.reference is not None]
-        self._window = np.zeros((window, len(self._columns)), dtype=np.float64)
-        self._filled = 0
+        width = len(self._columns)
+        self._window = np.zeros((window, width), dtype=np.float64)  # the raw values, a ring
+        # per cell, the bucket its value is counted in; two buckets past every feature's own:
+        # missing, and "empty" (a cell no row has filled yet)
+        top = max((c.buckets for c in self._compared), default=1)
+        self._missing, self._empty = top, top + 1
+        self._buckets = np.full((window, width), self._empty, dtype=np.intp)
+        self._offsets = np.arange(width, dtype=np.intp) * (top + 2)  # feature j's counts at j * (top + 2)
+        self._counts = np.zeros((width, top + 2), dtype=np.int64)
+        self._counts[:, self._empty] = window
+        # the references as one padded matrix (clipped as `psi_of_fractions` clips them)
+        self._compared_index = np.array([c.index for c in self._compared], dtype=np.intp)
+        self._expected = np.full((len(self._compared), top), EPSILON)
+        self._real = np.zeros((len(self._compared), top), dtype=bool)  # which buckets exist
+        for k, c in enumerate(self._compared):
+            self._expected[k, :c.buckets] = np.clip(np.asarray(c.reference["fractions"], dtype=np.float64),
+                                                    EPSILON, None)
+            self._real[k, :c.buckets] = True
         self._pos = 0
         self._since = 0
+        self._uncounted = 0  # rows written since the counts were last brought up to date
         self._every = every
         self._lock = threading.Lock()
+        # prometheus_client's labels() costs more than set(): each series is resolved once, when
+        # first published (a series must not exist, at 0, before any row was served)
+        self._psi_gauge, self._missing_gauge = metrics.feature_drift_psi, metrics.feature_missing_ratio
+        self._psi_series: list = [None] * len(self._compared)
+        self._missing_series: list = [None] * len(self._columns)
         reference_missing = metrics.feature_reference_missing_ratio
         for f in spec.features:
             rate = (refs.get(f.name) or {}).get("missing")
@@ -133,7 +159,9 @@ class DriftMonitor:
                         "watching its missing rate only", self._model, feature.name, kind_of(reference), kind)
             reference = None
         codes = category_codes(reference) if reference is not None and kind == CATEGORICAL else None
-        return _Column(index, feature.name, kind, reference, codes)
+        edges = (np.asarray(reference["edges"], dtype=np.float64)
+                 if reference is not None and kind in BINNED else None)
+        return _Column(index, feature.name, kind, reference, codes, edges)
 
     @property
     def enabled(self) -> bool:
@@ -158,16 +186,21 @@ class DriftMonitor:
                 self._window[self._pos:] = rows[:first]
                 self._window[: n - first] = rows[first:]
             self._pos = end % size
-            self._filled = min(size, self._filled + n)
+            self._uncounted = min(size, self._uncounted + n)
             self._since += n
             if self._since < self._every:
                 return
             self._since = 0
             psi, missing = self._compute()
-        for name, value in psi.items():
-            self._psi_gauge.labels(model=self._model, feature=name).set(value)
-        for name, value in missing.items():
-            self._missing_gauge.labels(model=self._model, feature=name).set(value)
+        self._publish(self._psi_gauge, self._psi_series, self._compared, psi)
+        self._publish(self._missing_gauge, self._missing_series, self._columns, missing)
+
+    def _publish(self, gauge, series: list, columns: list[_Column], values: list[float | None]) -> None:
+        for k, value in enumerate(values):
+            if value is not None:
+                if series[k] is None:
+                    series[k] = gauge.labels(model=self._model, feature=columns[k].name)
+                series[k].set(value)
 
     def _encode(self, rows: list[dict]) -> np.ndarray:
         out = np.empty((len(rows), len(self._columns)), dtype=np.float64)
@@ -175,24 +208,60 @@ class DriftMonitor:
             out[:, c.index] = c.encode([row.get(c.name) for row in rows])
         return out
 
-    def _compute(self) -> tuple[dict[str, float], dict[str, float]]:
-        """PSI and missing ratio per feature over the filled window (caller holds the lock)."""
-        window = self._window[: self._filled]
-        absent = np.isnan(window)
-        missing = absent.mean(axis=0)
-        psi = {}
-        for c in self._compared:
-            present = window[~absent[:, c.index], c.index]
-            if present.size:  # a feature missing in the whole window has no distribution
-                psi[c.name] = c.psi(present)
-        return psi, {c.name: float(missing[c.index]) for c in self._columns}
+    def _count_new_rows(self) -> None:
+        """Bring the bucket counts up to date with the rows written since (caller holds the lock)."""
+        n, size = self._uncounted, self._window.shape[0]
+        if n == 0:
+            return
+        self._uncounted = 0
+        start = (self._pos - n) % size
+        cells = slice(start, start + n) if start + n <= size else np.arange(start, start + n) % size
+        values = self._window[cells]
+        buckets = np.empty(values.shape, dtype=np.intp)
+        for c in self._columns:
+            buckets[:, c.index] = c.buckets_of(values[:, c.index])
+        buckets[np.isnan(values)] = self._missing
+        width = self._counts.size
+        self._counts += (np.bincount((buckets + self._offsets).ravel(), minlength=width)
+                         - np.bincount((self._buckets[cells] + self._offsets).ravel(), minlength=width)
+                         ).reshape(self._counts.shape)
+        self._buckets[cells] = buckets
+
+    def _compute(self) -> tuple[list[float | None], list[float]]:
+        """PSI of each compared feature (None when it is missing in every row of the window)
+        and the missing ratio of every feature, from the bucket counts (caller holds the lock)."""
+        self._count_new_rows()
+        counts = self._counts
+        filled = self._window.shape[0] - int(counts[0, self._empty])
+        missing = counts[:, self._missing]
+        ratios = (missing / filled).tolist() if filled else [0.0] * len(self._columns)
+        if not self._compared:
+            return [], ratios
+        compared = counts[self._compared_index, : self._missing]
+        present = filled - missing[self._compared_index]
+        with np.errstate(invalid="ignore", divide="ignore"):  # a feature with no value present: no PSI
+            actual = np.where(self._real, np.clip(compared / present[:, None], EPSILON, None), EPSILON)
+        expected = self._expected
+        psi = ((actual - expected) * np.log(actual / expected)).sum(axis=1)
+        return [float(v) if p else None for v, p in zip(psi.tolist(), present.tolist(), strict=True)], ratios
+
+    def _named(self) -> tuple[dict[str, float], dict[str, float]]:
+        psi, missing = self._compute()
+        return ({c.name: v for c, v in zip(self._compared, psi, strict=True) if v is not None},
+                {c.name: v for c, v in zip(self._columns, missing, strict=True)})
 
     def snapshot(self) -> dict[str, float]:
         """PSI per feature over the current window (computed now; for tests and /models)."""
         with self._lock:
-            return self._compute()[0] if self._filled else {}
+            return self._named()[0] if self._filled else {}
 
     def missing_ratios(self) -> dict[str, float]:
         """Share of window rows missing each feature (computed now)."""
         with self._lock:
-            return self._compute()[1] if self._filled else {}
+            return self._named()[1] if self._filled else {}
+
+    @property
+    def _filled(self) -> int:
+        """Rows in the window (the counts are brought up to date first)."""
+        self._count_new_rows()
+        return self._window.shape[0] - int(self._counts[0, self._empty])

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from service.dataplane import DataPlane
 from service.errors import Kind, ServingError
 from service.oip import tensors
+from service.predictions import predict_json
 
 
 class FastJSONResponse(JSONResponse):
@@ -97,7 +98,8 @@ def build_http_app(get_plane: GetPlane, body_limit: Callable[[], int]) -> Starle
             raise plane.refuse(e, None, "http") from None
         if not isinstance(body, dict):
             raise plane.refuse(ServingError(Kind.MALFORMED, "body must be a JSON object {model, instances}"), None, "http")
-        return FastJSONResponse(await plane.predict(body.get("model"), body.get("instances"), "http"))
+        result = await plane.predict_result(body.get("model"), body.get("instances"), "http")
+        return Response(predict_json(result), media_type="application/json")
 
     async def feedback(request: Request, plane: DataPlane) -> Response:
         # who may send, and as what, before anything about the body is looked at

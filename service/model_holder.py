@@ -26,9 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import anyio.to_thread
 import numpy as np
+from pydantic_core import to_json
 
 from service.batch import Batch
 from service.batching import AdaptiveBatcher
@@ -44,6 +46,12 @@ log = logging.getLogger(__name__)
 
 #: without a batcher, a forward of at most this many rows runs on the event loop itself
 INLINE_ROWS = 64
+
+
+class _Series(NamedTuple):
+    predictions: Any  # prometheus_client children of the service's metrics
+    inference_seconds: Any
+    batch_size: Any
 
 
 @dataclass(eq=False)
@@ -71,17 +79,39 @@ class Champion:
         learned = list(self.learner.classes)
         # the spec's class order when it fixes one (stable across promotions), else the learner's
         self.classes: list = list(spec.classes) if self.is_classification and spec.classes else learned
+        #: the classes as JSON values, and as the strings that key probabilities
+        self.json_classes: list = [c.item() if hasattr(c, "item") else c for c in self.classes]
+        self.class_keys: list[str] = [str(c) for c in self.classes]
+        self.label_texts: list[str] = [to_json(c).decode() for c in self.json_classes]  # labels as JSON text
+        self._series: _Series | None = None
         self._rows_fn = None
         self._limiter = anyio.CapacityLimiter(1)
         if self.is_classification and isinstance(self.learner, RowsPredictor):
+            # the learner's rows are in its `n_features_in` order, the batch's in the spec's:
+            # the same names (else the fast path is not for this spec), maybe reordered
+            accepted = list(self.learner.n_features_in)
+            if sorted(accepted) == sorted(self.features):
+                self._rows_fn = self.learner.predict_proba_rows
+                self._row_order = (None if accepted == self.features
+                                   else np.array([self.features.index(n) for n in accepted]))
             # columns of the learner's output in `classes` order; -1 for a class it never saw
-            self._rows_fn = self.learner.predict_proba_rows
             cols = [learned.index(c) if c in learned else -1 for c in self.classes]
             self._columns = None if cols == list(range(len(learned))) else np.array(cols)
 
     @property
     def version(self) -> int:
         return self.info.version
+
+    @property
+    def series(self) -> _Series:
+        """This champion's per-request metric series, resolved on first use (``labels()`` costs
+        more than the update, and a series must not appear before its first request)."""
+        if self._series is None:
+            m = self.metrics
+            self._series = _Series(m.predictions.labels(model=self.model, version=str(self.version)),
+                                   m.inference_seconds.labels(model=self.model),
+                                   m.batch_size.labels(model=self.model))
+        return self._series
 
     @property
     def is_classification(self) -> bool:
@@ -95,7 +125,8 @@ class Champion:
             out = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
         elif self._rows_fn is not None and batch.numeric is not None:
             # the vectorised path (numeric-only specs): rows in feature order, one tensor op
-            out = np.asarray(self._rows_fn(batch.numeric), dtype=np.float64)
+            rows = batch.numeric if self._row_order is None else batch.numeric[:, self._row_order]
+            out = np.asarray(self._rows_fn(rows), dtype=np.float64)
             if self._columns is not None:
                 out = np.where(self._columns >= 0, out[:, np.maximum(self._columns, 0)], 0.0)
         else:
@@ -104,8 +135,9 @@ class Champion:
             out = np.array([[p.get(c, 0.0) for c in classes] for p in probas], dtype=np.float64)
             out = out.reshape(len(probas), len(classes))
         if observe:
-            self.metrics.inference_seconds.labels(model=self.model).observe(time.perf_counter() - start)
-            self.metrics.batch_size.labels(model=self.model).observe(len(batch))
+            series = self.series
+            series.inference_seconds.observe(time.perf_counter() - start)
+            series.batch_size.observe(len(batch))
             self.drift.observe(batch)  # every kind of feature; numpy fast path when numeric
         return out
 
@@ -188,7 +220,7 @@ def warmup_batch(validator: RowValidator) -> Batch:
     """One valid row of the spec (`training.rows.typical_row`)."""
     raw = typical_row(validator.spec)
     row = validator.row(raw)
-    numeric = np.array([list(row.values())], dtype=np.float64) if validator.spec.numeric_only else None
+    numeric = np.array([list(row.values())], dtype=np.float64) if validator.numeric_only else None
     return Batch([row], numeric)
 
 

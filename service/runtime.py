@@ -7,7 +7,6 @@ can build a `Runtime` around a temporary registry and ``bootstrap_servers=""``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 
@@ -20,6 +19,16 @@ from service.settings import ServiceSettings
 from training.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+def tune_gc(threshold: int) -> None:
+    """Run the cyclic garbage collector's youngest generation every ``threshold`` net container
+    allocations (the older generations' thresholds unchanged); 0 leaves Python's default. For
+    the serving process only (`service.settings.ServiceSettings.gc_threshold` says why)."""
+    import gc
+
+    if threshold:
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
 def _multiprocess_dir() -> bool:
@@ -76,21 +85,26 @@ class Runtime:
         )
         self.grpc_server = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Load champions, start the watcher, the Kafka thread and the gRPC server."""
+    def start(self) -> None:
+        """Load champions, start the watcher and the Kafka threads (blocking: from a thread)."""
         self.holder.start()
         if not self.holder.served():
             log.warning("no champion to serve yet in %s; waiting for one to be promoted", self.registry.root)
         self.event_log.start()
+
+    async def start_grpc(self) -> None:
+        """Start the gRPC server on the running event loop (the one the data plane runs on)."""
         if self.settings.grpc_port:
             from service.oip.grpc_server import start_grpc_server
 
-            self.grpc_server = start_grpc_server(
-                self.plane, loop, self.settings.host, self.settings.grpc_port, self.settings.grpc_workers
-            )
+            self.grpc_server = await start_grpc_server(self.plane, self.settings.host, self.settings.grpc_port)
+
+    async def stop_grpc(self, grace_s: float = 5.0) -> None:
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(grace=grace_s)
+            self.grpc_server = None
 
     def stop(self) -> None:
-        if self.grpc_server is not None:
-            self.grpc_server.stop(grace=5).wait(6)
+        """Stop the watcher and the Kafka log (after `stop_grpc`: no request is left to log)."""
         self.holder.stop()
         self.event_log.close()

@@ -89,7 +89,6 @@ class ServiceSettings(BaseSettings):
     device: str = Field(
         "auto", description="Device for PyTorch learners: auto (CUDA when present), cpu or cuda."
     )
-    grpc_workers: int = Field(64, ge=1, description="Threads of the gRPC server.")
     access_log: bool = Field(
         False,
         description="BentoML's per-request access log line. Off by default: on 2 cores it costs "
@@ -102,6 +101,13 @@ class ServiceSettings(BaseSettings):
     )
     workers: int = Field(
         1, ge=1, description="BentoML worker processes; each loads every champion and its own gRPC server."
+    )
+    gc_threshold: int = Field(
+        10_000, ge=0, description="The worker's cyclic garbage collector runs after this many container "
+        "allocations not yet freed (Python's default: 700; 0 keeps it). A request allocates hundreds of "
+        "short-lived dicts and lists that reference counting frees; at 700 the collector still ran ~100 "
+        "times a second under load and its full passes over the worker's ~100k long-lived objects took "
+        "about a tenth of the CPU (measured at 1 and 64 instances per request).",
     )
 
     spool_dir: Path = Field(

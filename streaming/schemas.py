@@ -2,11 +2,13 @@
 
 Prediction records come in two shapes, both read by `decode_prediction` (and the trainer):
 
-- **one record per request** (`PredictionBatchWire`, what the service writes): the request's
-  ``prediction_ids``, raw ``features`` rows and outputs as parallel lists — ``labels``,
-  ``probabilities`` (rows in ``classes`` order) for a classifier, ``values`` for a regressor
-  — plus ``model``, ``version`` and ``timestamp`` once. Its cost in the serving process is
-  one record and one encode per request, not per instance;
+- **one record per request, or per several** (`PredictionBatchWire`, what the service
+  writes): the request's ``prediction_ids``, raw ``features`` rows and outputs as parallel
+  lists — ``labels``, ``probabilities`` (rows in ``classes`` order) for a classifier,
+  ``values`` for a regressor — plus ``model``, ``version`` and ``timestamp`` once. Under load
+  the service merges the records of requests queued together (same model, version and
+  outputs; ``timestamp`` the first request's: `service.prediction_records`). Its cost in the
+  serving process is at most one record and one encode per request, not per instance;
 - **one record per prediction** (`PredictionWire`, written before issue 11 and still by
   `streaming.producer.EventProducer.send_prediction`): kept readable, so a trainer upgraded
   while old records wait in the topic joins them too.
@@ -127,8 +129,9 @@ class PredictionWire(BaseModel):
 
 
 class PredictionBatchWire(BaseModel):
-    """The prediction records of one request: row ``i`` of every list belongs to
-    ``prediction_ids[i]`` (all lists have the same length)."""
+    """The prediction records of one request (or of several merged, the first one's
+    ``timestamp``): row ``i`` of every list belongs to ``prediction_ids[i]`` (all lists have
+    the same length)."""
 
     model_config = _STRICT
     model: Id
@@ -196,7 +199,7 @@ class ModelSchema:
     classes: tuple[Label, ...] | None = None
     max_event_bytes: int = 65536
     max_features: int = 4096
-    #: the size limit of a multi-prediction record (one request's predictions)
+    #: the size limit of a multi-prediction record (one request's predictions, or several's)
     max_batch_bytes: int = 4 * 1024 * 1024
     allow_missing_features: bool = False
     spec: ModelSpec | None = None

@@ -84,7 +84,8 @@ class RowValidator:
         self.max_features = max_features
         self.names: tuple[str, ...] = spec.feature_names
         self._name_set = frozenset(self.names)
-        self._numeric_only = spec.numeric_only
+        #: `ModelSpec.numeric_only`, computed once (callers ask per request)
+        self.numeric_only: bool = spec.numeric_only
         self._tensor = spec.tensor_input.name if spec.tensor_input is not None else None
         self._checks: tuple[tuple[str, Check], ...] = tuple((f.name, _check_for(f, spec)) for f in spec.features)
         self._required = tuple(f.name for f in spec.features if not f.optional)
@@ -101,7 +102,7 @@ class RowValidator:
             if len(raw) > self.max_features:
                 raise RowError(RowProblem.OVERSIZED,
                                f"row has {len(raw)} features; at most {self.max_features} are accepted")
-            if self._numeric_only and raw.keys() == self._name_set and _all_numbers(raw.values()):
+            if self.numeric_only and raw.keys() == self._name_set and _all_numbers(raw.values()):
                 # the usual numeric event: every feature, finite numbers (one C-level pass)
                 return {n: float(raw[n]) for n in self.names}
             return self._mapping(raw)
@@ -120,7 +121,7 @@ class RowValidator:
         if len(raw) != len(names):
             raise RowError(RowProblem.WRONG_VECTOR_LENGTH,
                            f"row has {len(raw)} values; the model expects {len(names)} ({', '.join(names[:50])})")
-        if self._numeric_only and _all_numbers(raw):
+        if self.numeric_only and _all_numbers(raw):
             return dict(zip(names, map(float, raw), strict=True))
         return self._mapping(dict(zip(names, raw, strict=True)))
 

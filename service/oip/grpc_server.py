@@ -2,9 +2,13 @@
 
 BentoML 1.4's ``@bentoml.service`` serves HTTP only, so this grpcio server runs beside it in
 the same process and calls the same `DataPlane`: one model holder, one adaptive batcher per
-champion, one set of metrics. It is grpcio's thread-pool server; each handler hands its
-coroutine to the worker's event loop (where the batchers live) and waits for the result, so a
-gRPC and an HTTP request can share one model forward.
+champion, one set of metrics. It is a ``grpc.aio`` server on the worker's own event loop
+(where the data plane, the batchers and the HTTP routes live), so a call is a coroutine there
+like an HTTP request, and a gRPC and an HTTP request can share one model forward. Why not
+grpcio's thread-pool server: each call then crossed from a pool thread to the event loop and
+back (two wake-ups, two GIL hand-offs), which cost more CPU than the prediction — measured,
+one instance per call: ~960 CPU µs per call in the server and ~700 req/s, against ~700 µs and
+~1,100 req/s on the loop.
 
 Inputs are one tensor per feature (or an all-numeric model's single ``features`` tensor), as
 ``raw_input_contents`` or typed ``contents``; the request parameter ``missing`` (a string
@@ -16,9 +20,7 @@ reads fastest).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent import futures
 
 import grpc
 import numpy as np
@@ -38,52 +40,45 @@ _DTYPES = {"FP32": np.float64, "FP64": np.float64, "INT64": np.int64, "INT32": n
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """Translate OIP messages to data plane calls and back; nothing else."""
+    """Translate OIP messages to data plane calls and back; nothing else (coroutines on the
+    event loop the server was started on)."""
 
-    def __init__(self, plane: DataPlane, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, plane: DataPlane) -> None:
         self._plane = plane
-        self._loop = loop
 
-    def _call(self, model: str, context, fn):
-        """Run ``fn`` and translate its failure: a `ServingError` to its gRPC code (already counted
-        by the data plane, or counted here), anything else to INTERNAL, counted as ``internal``."""
-        try:
-            return fn()
-        except ServingError as e:
-            if not getattr(e, "counted", False):
-                self._plane.refuse(e, model, "grpc")
-            context.abort(getattr(grpc.StatusCode, e.kind.grpc_code), e.message)
-        except Exception as e:
-            error = self._plane.internal(e, model, "grpc")
-            context.abort(grpc.StatusCode.INTERNAL, error.message)
+    async def _abort(self, model: str, context, error: Exception):
+        """End the call with the gRPC code of ``error``: a `ServingError` (counted by the data
+        plane, or counted here) or anything else, INTERNAL, counted as ``internal``."""
+        if isinstance(error, ServingError):
+            if not getattr(error, "counted", False):
+                self._plane.refuse(error, model, "grpc")
+            await context.abort(getattr(grpc.StatusCode, error.kind.grpc_code), error.message)
+        internal = self._plane.internal(error, model, "grpc")
+        await context.abort(grpc.StatusCode.INTERNAL, internal.message)
 
-    def _await(self, coro):
-        try:
-            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-        except ServingError as e:
-            e.counted = True  # the data plane counted it
-            raise
-
-    def ServerLive(self, request, context):
+    async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request, context):
+    async def ServerReady(self, request, context):
         return pb.ServerReadyResponse(ready=self._plane.holder.ready)
 
-    def ModelReady(self, request, context):
+    async def ModelReady(self, request, context):
         try:
             self._plane.champion(request.name, request.version or None)
             return pb.ModelReadyResponse(ready=True)
         except ServingError:
             return pb.ModelReadyResponse(ready=False)
 
-    def ServerMetadata(self, request, context):
+    async def ServerMetadata(self, request, context):
         return pb.ServerMetadataResponse(
             name=tensors.SERVER_NAME, version=tensors.SERVER_VERSION, extensions=tensors.EXTENSIONS
         )
 
-    def ModelMetadata(self, request, context):
-        return self._call(request.name, context, lambda: self._metadata(request))
+    async def ModelMetadata(self, request, context):
+        try:
+            return self._metadata(request)
+        except Exception as e:
+            await self._abort(request.name, context, e)
 
     def _metadata(self, request):
         meta = tensors.model_metadata(self._plane.champion(request.name, request.version or None))
@@ -96,31 +91,41 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[T(**t) for t in meta["outputs"]],
         )
 
-    def ModelInfer(self, request, context):
-        return self._call(request.model_name, context, lambda: self._infer(request))
-
-    def _infer(self, request):
+    async def ModelInfer(self, request, context):
         model = request.model_name
-        inputs = _decode_inputs(request)
-        names = [o.name for o in request.outputs]
-        tensors.requested_outputs(names, self._plane.champion(model, request.model_version or None))
-        param = request.parameters.get(tensors.MISSING_PARAMETER)
-        missing = _parameter(param) if param is not None else None
-        coro = self._plane.infer_inputs(model, inputs, missing, request.model_version or None, "grpc")
-        result = self._await(coro)
-        response = pb.ModelInferResponse(
-            model_name=model, model_version=str(result.champion.version), id=request.id
-        )
-        if result.champion.is_classification:
-            response.parameters["classes"].string_param = ",".join(str(c) for c in result.champion.classes)
-        for name, datatype, shape, values in tensors.output_tensors(result, names):
-            response.outputs.add(name=name, datatype=datatype, shape=shape)
-            if datatype == "BYTES":
-                response.raw_output_contents.append(tensors.serialize_bytes(values))
-            else:
-                dtype = "<f8" if datatype == "FP64" else "<f4"
-                response.raw_output_contents.append(np.ascontiguousarray(values, dtype=dtype).tobytes())
-        return response
+        try:
+            inputs = _decode_inputs(request)
+            names = [o.name for o in request.outputs]
+            tensors.requested_outputs(names, self._plane.champion(model, request.model_version or None))
+            param = request.parameters.get(tensors.MISSING_PARAMETER)
+            missing = _parameter(param) if param is not None else None
+        except Exception as e:
+            await self._abort(model, context, e)
+        try:
+            result = await self._plane.infer_inputs(model, inputs, missing, request.model_version or None, "grpc")
+        except ServingError as e:
+            e.counted = True  # the data plane counted it
+            await self._abort(model, context, e)
+        try:
+            return _response(request, result, names)
+        except Exception as e:
+            await self._abort(model, context, e)
+
+
+def _response(request, result, names: list[str]):
+    response = pb.ModelInferResponse(
+        model_name=request.model_name, model_version=str(result.champion.version), id=request.id
+    )
+    if result.champion.is_classification:
+        response.parameters["classes"].string_param = ",".join(result.champion.class_keys)
+    for name, datatype, shape, values in tensors.output_tensors(result, names):
+        response.outputs.add(name=name, datatype=datatype, shape=shape)
+        if datatype == "BYTES":
+            response.raw_output_contents.append(tensors.serialize_bytes(values))
+        else:
+            dtype = "<f8" if datatype == "FP64" else "<f4"
+            response.raw_output_contents.append(np.ascontiguousarray(values, dtype=dtype).tobytes())
+    return response
 
 
 def _parameter(p) -> object:
@@ -150,20 +155,20 @@ def _decode_inputs(request) -> list[TensorInput]:
     return out
 
 
-def start_grpc_server(plane: DataPlane, loop: asyncio.AbstractEventLoop, host: str, port: int,
-                      workers: int = 64, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.Server:
-    """Start the server (non-blocking) and return it; ``server.stop(grace)`` ends it."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perennial-grpc"),
+async def start_grpc_server(plane: DataPlane, host: str, port: int,
+                            max_message_bytes: int = 16 * 1024 * 1024) -> grpc.aio.Server:
+    """Start the server on the running event loop and return it; ``await server.stop(grace)``
+    ends it."""
+    server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, loop), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)
     address = f"{host}:{port}"
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"cannot bind the gRPC server to {address}; is the port in use?")
-    server.start()
+    await server.start()
     log.info("OIP v2 gRPC server listening on %s", address)
     return server

@@ -110,3 +110,19 @@ def test_the_console_script_itself_prints_one_line(tmp_path) -> None:  # noqa: A
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no registry at" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_serving_worker_collects_cycles_less_often_than_pythons_default():
+    import gc
+
+    from service.runtime import tune_gc
+    from service.settings import ServiceSettings
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(ServiceSettings().gc_threshold)
+        assert gc.get_threshold() == (10_000, *before[1:])
+        tune_gc(0)  # 0 keeps what is set
+        assert gc.get_threshold()[0] == 10_000
+    finally:
+        gc.set_threshold(*before)

@@ -204,6 +204,35 @@ def test_forward_uses_a_learners_row_interface_when_it_has_one(plane: DataPlane,
     assert calls == [(3, 9)]
 
 
+def test_the_vectorised_forward_answers_what_predict_proba_one_answers(run, plane: DataPlane, trained):
+    """The logistic regression's `predict_proba_rows` (one matrix product per request) against
+    its per-instance `predict_proba_one`, at every request size up to the limit."""
+    learner, xs = trained
+    champ = plane.holder.get(MODEL)
+    assert champ._rows_fn is not None
+    for n in range(1, 9):
+        out = run(plane.predict(MODEL, [{"features": x} for x in xs[10:10 + n]]))
+        for x, p in zip(xs[10:10 + n], out["predictions"], strict=True):
+            expected = learner.predict_proba_one(x)
+            assert p["probabilities"] == pytest.approx({str(k): v for k, v in expected.items()}, rel=0, abs=1e-12)
+            assert p["label"] == max(expected, key=expected.get)
+
+
+def test_the_vectorised_forward_follows_the_specs_feature_order(plane: DataPlane, trained):
+    """A spec whose feature order is not the learner's `n_features_in`: the batch's columns are
+    put in the learner's order before its fast path sees them."""
+    from training.spec import numeric_spec
+
+    learner, xs = trained
+    champ = plane.holder.get(MODEL)
+    spec = numeric_spec(list(reversed(learner.n_features_in)), learner.classes)
+    turned = Champion(MODEL, champ.info, learner, spec, champ.metrics, champ.drift)
+    assert turned._row_order is not None
+    batch = batch_from_instances([{"features": x} for x in xs[:5]], turned.validator, 8)
+    expected = [[learner.predict_proba_one(x)[c] for c in turned.classes] for x in xs[:5]]
+    np.testing.assert_allclose(turned.forward(batch, observe=False), expected, rtol=0, atol=1e-12)
+
+
 def _as(learner, cls):
     clone = copy.copy(learner)
     clone.__class__ = cls

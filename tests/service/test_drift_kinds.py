@@ -189,3 +189,25 @@ def test_categories_the_spec_does_not_keep_share_the_other_bucket_with_unseen_on
     assert ref["fractions"][-1] == pytest.approx(sum(r["city"] == "Lima" for r in rows) / len(rows))
     # to the monitor, Lima (trimmed from the spec) and Nairobi (never seen) are the same bucket
     assert psi(ref, ["Lima"] * 10 + ["Oslo"] * 90) == pytest.approx(psi(ref, ["Nairobi"] * 10 + ["Oslo"] * 90))
+
+
+@pytest.mark.parametrize("window", [257, 1000])
+def test_counts_kept_up_to_date_give_what_the_window_recomputed_gives(table, window):
+    """The monitor counts only the rows that entered since its last refresh (less those they
+    replaced); after every batch — small, large, wrapping round the ring, larger than the
+    window — PSI and missing rates must be what the window's rows give from scratch."""
+    spec, reference, validator = table
+    mon, _ = monitor(spec, reference, every=37, window=window)
+    rnd = random.Random(11)
+    served: list[dict] = []
+    for step in range(40):
+        rows = training_rows(rnd.choice([1, 3, 50, 120, 400, 1500]), seed=100 + step)
+        for r in rows[::7]:
+            r["city"] = rnd.choice(["Nairobi", "Lima"])  # unseen and known (age is missing in 10 %)
+        rows = [validator.row(r) for r in rows]
+        mon.observe(Batch(rows))
+        served = (served + rows)[-window:]
+        expected_psi = {f: psi(reference["features"][f], [r[f] for r in served]) for f in ("age", "city", "vip")}
+        assert mon.snapshot() == pytest.approx(expected_psi, rel=1e-9, abs=1e-12), step
+        missing = {f: sum(r[f] is None for r in served) / len(served) for f in ("age", "city", "vip")}
+        assert mon.missing_ratios() == pytest.approx(missing, rel=0, abs=1e-15), step

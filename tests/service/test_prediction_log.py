@@ -128,3 +128,29 @@ def test_a_request_record_over_the_size_limit_is_split_not_dropped():
     ids = [pid for p in parts for pid in json.loads(p)["prediction_ids"]]
     assert ids == rec["prediction_ids"]  # every prediction once, in order
     assert sum(prediction_count(p) for p in parts) == 100
+
+
+def test_records_queued_together_reach_kafka_as_one_record_the_trainer_reads(tmp_path):
+    """Several requests' records waiting in the queue go out as one Kafka record (one send),
+    which the trainer's decoder expands into every prediction, in order."""
+    from streaming.schemas import ModelSchema, decode_prediction
+
+    producer = _OneFutureProducer()
+    log = KafkaEventLog("127.0.0.1:1", build_service_metrics(), spool_dir=tmp_path, create_topics=False,
+                        producer_factory=lambda: producer)
+    log._connect()
+    for i in range(5):  # queued before the thread runs: what a busy thread finds when it wakes
+        log.log_predictions("m", record(f"{i}-0", f"{i}-1"), 2)
+    sent = []
+    producer.send = lambda topic, key=None, value=None: sent.append(value) or Future()
+    log.start()
+    try:
+        while not sent:
+            time.sleep(0.01)
+        time.sleep(0.1)
+    finally:
+        log.close(timeout_s=1)
+    assert len(sent) == 1
+    batch = decode_prediction(sent[0], ModelSchema("m", feature_names=("x",)))
+    assert [p.prediction_id for p in batch.predictions] == [f"{i}-{j}" for i in range(5) for j in range(2)]
+    assert [p.label for p in batch.predictions] == [0.5] * 10

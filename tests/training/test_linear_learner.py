@@ -4,9 +4,20 @@ pipeline on the drifting streams. The shared learner contract is in ``test_learn
 
 import math
 
+import numpy as np
 import pytest
 
+from training.learners.base import InvalidFeaturesError
 from training.learners.linear import LinearLearner
+from training.spec import (
+    CategoryStats,
+    FeatureKind,
+    FeatureSpec,
+    ModelSpec,
+    TargetSpec,
+    Task,
+    numeric_spec,
+)
 from training.streams import iter_stream
 
 EVENTS = list(iter_stream("agrawal", 600, seed=3))
@@ -115,3 +126,72 @@ def test_registered_as_a_candidate():
 
     learner, = build_candidates("logreg", logreg={"lr": 0.01})
     assert isinstance(learner, LinearLearner) and learner.params()["lr"] == 0.01 and learner.name == "logreg"
+
+
+# -- predict_proba_rows: serving's vectorised path must answer what predict_proba_one answers --
+
+
+def _rows(learner: LinearLearner, xs: list[dict]) -> np.ndarray:
+    return np.array([[x[f] for f in learner.n_features_in] for x in xs], dtype=np.float64)
+
+
+def _one_by_one(learner: LinearLearner, xs: list[dict]) -> np.ndarray:
+    return np.array([[learner.predict_proba_one(x)[c] for c in learner.classes] for x in xs])
+
+
+@pytest.mark.parametrize("with_spec", [True, False], ids=["spec", "no-spec"])
+@pytest.mark.parametrize("size", [1, 2, 3, 64, 100])
+def test_rows_give_predict_proba_one_probabilities(trained, with_spec, size):
+    learner = trained
+    if with_spec:  # the layout is the spec's (what bootstrap builds); without, first-seen order
+        spec = numeric_spec(sorted(EVENTS[0][0]), [0, 1])
+        learner = LinearLearner(spec=spec)
+        for x, y in EVENTS:
+            learner.learn_one(x, y)
+    xs = PROBE[:size]
+    np.testing.assert_allclose(learner.predict_proba_rows(_rows(learner, xs)), _one_by_one(learner, xs),
+                               rtol=0, atol=1e-12)
+
+
+def test_rows_of_many_classes_come_in_classes_order():
+    """Softmax over classes seen in an order unlike `classes` (sorted by text), mixed types."""
+    import random
+
+    rng, learner = random.Random(1), LinearLearner(lr=0.05)
+    for _ in range(2000):
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 3), "c": rng.random()}
+        learner.learn_one(x, ["zeta", "beta", "x", 10][(x["a"] > 0) + (x["b"] > 1) + (x["c"] > 0.9)])
+    xs = [{"c": rng.random(), "a": rng.gauss(0, 1), "b": rng.gauss(0, 3)} for _ in range(50)]
+    assert learner.classes == [10, "beta", "x", "zeta"]
+    out = learner.predict_proba_rows(_rows(learner, xs))
+    np.testing.assert_allclose(out, _one_by_one(learner, xs), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_rows_follow_learning_and_refuse_what_predict_proba_one_refuses():
+    learner = LinearLearner()
+    assert learner.predict_proba_rows(np.zeros((3, 0))).shape == (3, 0)  # nothing learned yet
+    for x, y in EVENTS[:50]:
+        learner.learn_one(x, y)
+    before = learner.predict_proba_rows(_rows(learner, PROBE[:8]))
+    for x, y in EVENTS[50:]:  # the arrays behind the fast path are rebuilt after learning
+        learner.learn_one(x, y)
+    after = learner.predict_proba_rows(_rows(learner, PROBE[:8]))
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, _one_by_one(learner, PROBE[:8]), rtol=0, atol=1e-12)
+    restored = LinearLearner.from_bytes(learner.to_bytes())  # the cached arrays are not pickled
+    assert "_plan" not in restored.__dict__
+    np.testing.assert_allclose(restored.predict_proba_rows(_rows(learner, PROBE[:8])), after, rtol=0, atol=0)
+    bad = _rows(learner, PROBE[:8])
+    bad[3, 2] = np.inf
+    with pytest.raises(InvalidFeaturesError):
+        learner.predict_proba_rows(bad)
+    with pytest.raises(ValueError, match="columns"):
+        learner.predict_proba_rows(bad[:, :3])
+
+
+def test_rows_are_refused_for_a_spec_with_categories():
+    spec = ModelSpec(Task.CLASSIFICATION, TargetSpec("y", (0, 1)),
+                     (FeatureSpec("a"), FeatureSpec("c", FeatureKind.CATEGORICAL, stats=CategoryStats(2, 0, (("x", 1), ("y", 1))))))
+    with pytest.raises(TypeError, match="numeric rows"):
+        LinearLearner(spec=spec).predict_proba_rows(np.zeros((1, 2)))

@@ -7,7 +7,8 @@ The trainer runs this model as champion *and* challenger on every event, so that
 bounds the whole ingest rate. The same model written against plain dicts — online
 standardisation (Welford), softmax over every class seen, SGD with L2 — does the same work
 in a few microseconds, with no numpy per event (numpy's call overhead exceeds the arithmetic
-at this size).
+at this size). Serving, which predicts whole requests of numeric rows, has a numpy path of
+its own (`LinearLearner.predict_proba_rows`: one matrix product per batch).
 
 Semantics, matching River's pipeline where it matters:
 
@@ -41,11 +42,24 @@ from itertools import repeat
 from operator import add, mul, sub, truediv
 from typing import Any
 
+import numpy as np
+
 from training.encoding import Encoding, RowEncoder
-from training.learners.base import Features, Label, Learner, PickleSnapshot, check_features
+from training.learners.base import (
+    Features,
+    InvalidFeaturesError,
+    Label,
+    Learner,
+    PickleSnapshot,
+    check_features,
+)
 from training.spec import ModelSpec
 
 _exp = math.exp
+#: up to this many rows, `predict_proba_rows` runs the per-row Python arithmetic (measured:
+#: ~8 µs a row, against ~20-30 µs for the dozen numpy calls of the vectorised path at any size)
+_PYTHON_ROWS = 2
+_NOT_FINITE = "rows contain NaN or infinity; features must be finite numbers"
 
 
 class LinearLearner(PickleSnapshot, Learner):
@@ -125,6 +139,66 @@ class LinearLearner(PickleSnapshot, Learner):
             xs = list(map(mul, map(sub, self._spread(x), self._mean), self._inv_std))
             proba = self._proba(xs)
         return dict(zip(self._labels, proba, strict=True))
+
+    def predict_proba_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Serving's fast path (`training.learners.base.RowsPredictor`): ``[n, n_features]``
+        numeric rows in `n_features_in` order in, ``[n, n_classes]`` probabilities in `classes`
+        order out. Why: per instance, `predict_proba_one` is a few microseconds of Python; a
+        request of 64 rows is one standardisation, one matrix product and one softmax here.
+        The arithmetic is `predict_proba_one`'s (the same differences, products and
+        exponentials); only the order in which each score's products are summed differs, so
+        the two agree to about 1e-15. Non-finite values are refused, as there."""
+        if self._encode is not None:
+            raise TypeError("predict_proba_rows takes numeric rows; this model's spec has other kinds")
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim != 2:
+            x = x.reshape(len(x), -1)
+        plan = self._rows_plan()
+        if x.shape[1] != plan.width:
+            raise ValueError(f"rows have {x.shape[1]} columns; expected {plan.width} ({self.n_features_in})")
+        n = x.shape[0]
+        if n <= _PYTHON_ROWS:  # numpy's per-call overhead exceeds a few rows' arithmetic
+            return self._proba_rows_python(x, plan)
+        if not np.isfinite(x).all():
+            raise InvalidFeaturesError(_NOT_FINITE)
+        if plan.weights is None:  # no class learned yet
+            return np.zeros((n, 0))
+        if plan.columns is not None:
+            x = x[:, plan.columns]
+        z = (x - plan.mean) * plan.inv_std  # standardised, layout order
+        out = np.empty((n, len(plan.order)))
+        if plan.binary:  # one logistic of the score difference, split by sign as `_proba` does
+            d = z @ plan.weights + plan.bias
+            e = np.exp(-np.abs(d))
+            q = e / (1.0 + e)
+            positive = d >= 0.0
+            out[:, plan.order[0]] = np.where(positive, q, 1.0 - q)
+            out[:, plan.order[1]] = np.where(positive, 1.0 - q, q)
+            return out
+        scores = z @ plan.weights.T + plan.bias
+        exps = np.exp(scores - scores.max(axis=1, keepdims=True))
+        out[:, plan.order] = exps / exps.sum(axis=1, keepdims=True)
+        return out
+
+    def _proba_rows_python(self, x: np.ndarray, plan: _RowsPlan) -> np.ndarray:
+        """`predict_proba_rows` of a few rows with `predict_proba_one`'s own code path."""
+        mean, inv_std, learned = self._mean, self._inv_std, plan.learned
+        out = []
+        for values in x.tolist() if plan.columns is None else x[:, plan.columns].tolist():
+            if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):  # `check_features`' test
+                raise InvalidFeaturesError(_NOT_FINITE)
+            if plan.weights is not None:
+                p = self._proba(list(map(mul, map(sub, values, mean), inv_std)))
+                out.append(p if learned is None else [p[k] for k in learned])
+        return np.array(out, dtype=np.float64).reshape(x.shape[0], len(plan.order))
+
+    def _rows_plan(self) -> _RowsPlan:
+        """The learned state as arrays for `predict_proba_rows`, rebuilt only after learning."""
+        key = (self._steps, len(self._labels), len(self._names))
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan.key != key:
+            plan = self._plan = _RowsPlan.of(self, key)
+        return plan
 
     def learn_one(self, x: Features, y: Label) -> None:
         last, self._last = self._last, None
@@ -244,6 +318,7 @@ class LinearLearner(PickleSnapshot, Learner):
         state = self.__dict__.copy()
         state["_last"] = None  # a reference to the caller's last event is not state
         state["_encode"] = None  # a bound method of the encoder: rebuilt on load
+        state.pop("_plan", None)  # arrays derived from the state, rebuilt on first use
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -251,3 +326,47 @@ class LinearLearner(PickleSnapshot, Learner):
         self.__dict__.update(state)
         encoder = RowEncoder(self.spec, Encoding.DENSE) if self.spec is not None else None
         self._encode = None if encoder is None or encoder.identity else encoder.encode
+
+
+class _RowsPlan:
+    """`LinearLearner`'s state as numpy arrays, in its layout order, for a batch of rows.
+
+    ``binary``: ``weights`` and ``bias`` are the difference of class 1's and class 0's (what
+    `LinearLearner._proba` uses for two classes); otherwise one row of weights per class.
+    ``order[k]``: the output column (`LinearLearner.classes` order) of learned class ``k``;
+    ``learned[j]``: the learned class of output column ``j`` (None when the two orders agree).
+    ``columns``: the `n_features_in` column of each layout position, None when they agree."""
+
+    __slots__ = ("key", "width", "columns", "mean", "inv_std", "weights", "bias", "binary", "order", "learned")
+
+    @classmethod
+    def of(cls, learner: LinearLearner, key: tuple) -> _RowsPlan:
+        plan = cls()
+        plan.key = key
+        names = learner._names
+        accepted = learner.n_features_in
+        plan.width = len(accepted)
+        if list(names) == accepted:
+            plan.columns = None
+        else:  # a learner without a spec: layout in order of first appearance, rows sorted
+            where = {name: i for i, name in enumerate(accepted)}
+            plan.columns = np.array([where[name] for name in names], dtype=np.intp)
+        plan.mean = np.array(learner._mean, dtype=np.float64)
+        plan.inv_std = np.array(learner._inv_std, dtype=np.float64)
+        labels = learner._labels
+        by_text = sorted(range(len(labels)), key=lambda k: str(labels[k]))  # `classes` order
+        plan.learned = None if by_text == list(range(len(labels))) else by_text
+        plan.order = [0] * len(labels)
+        for column, k in enumerate(by_text):
+            plan.order[k] = column
+        plan.binary = len(labels) == 2
+        if not labels:
+            plan.weights = plan.bias = None
+        elif plan.binary:
+            w0, w1 = learner._weights
+            plan.weights = np.array(list(map(sub, w1, w0)), dtype=np.float64)
+            plan.bias = learner._bias[1] - learner._bias[0]
+        else:
+            plan.weights = np.array(learner._weights, dtype=np.float64).reshape(len(labels), len(names))
+            plan.bias = np.array(learner._bias, dtype=np.float64)
+        return plan
