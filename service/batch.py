@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.rows import RowValidator
 from training.spec import Value
 
 
@@ -33,6 +34,9 @@ class Batch:
     rows: list[dict[str, Value]]
     #: the same rows as ``[n, n_features]`` float64 when the model's spec is numeric-only
     numeric: np.ndarray | None = None
+    #: the tensor's values as ``[n, size]`` float64 when the whole input is one required
+    #: tensor feature (an image model): what a network's `RowsPredictor` path takes
+    tensor: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -40,7 +44,8 @@ class Batch:
     def __getitem__(self, index: slice) -> Batch:
         if not isinstance(index, slice):
             raise TypeError(f"a Batch is sliced by row ranges, not indexed by {type(index).__name__}")
-        return Batch(self.rows[index], None if self.numeric is None else self.numeric[index])
+        return Batch(self.rows[index], None if self.numeric is None else self.numeric[index],
+                     None if self.tensor is None else self.tensor[index])
 
     @staticmethod
     def concat(batches: Sequence[Batch]) -> Batch:
@@ -48,6 +53,21 @@ class Batch:
         if len(batches) == 1:
             return batches[0]
         rows = [r for b in batches for r in b.rows]
-        arrays = [b.numeric for b in batches]
-        numeric = np.concatenate(arrays, axis=0) if all(a is not None for a in arrays) else None
-        return Batch(rows, numeric)
+        return Batch(rows, _joined([b.numeric for b in batches]), _joined([b.tensor for b in batches]))
+
+
+def batch_of(rows: list[dict[str, Value]], validator: RowValidator) -> Batch:
+    """Validated rows as a batch, with its float64 array when the spec is numeric-only (rows
+    are then floats), or the tensor's values as one array when the whole input is one
+    required tensor."""
+    if validator.numeric_only:
+        return Batch(rows, np.array([[*r.values()] for r in rows], dtype=np.float64))
+    tensor = validator.spec.tensor_input
+    if tensor is not None and not tensor.optional:
+        name = tensor.name
+        return Batch(rows, tensor=np.array([r[name] for r in rows], dtype=np.float64))
+    return Batch(rows)
+
+
+def _joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    return np.concatenate(arrays, axis=0) if all(a is not None for a in arrays) else None

@@ -32,7 +32,7 @@ import anyio.to_thread
 import numpy as np
 from pydantic_core import to_json
 
-from service.batch import Batch
+from service.batch import Batch, batch_of
 from service.batching import AdaptiveBatcher
 from service.drift import DriftMonitor
 from service.errors import Kind, ServingError
@@ -123,9 +123,12 @@ class Champion:
         if not self.is_classification:
             values = self.learner.predict_many(batch.rows)
             out = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-        elif self._rows_fn is not None and batch.numeric is not None:
-            # the vectorised path (numeric-only specs): rows in feature order, one tensor op
-            rows = batch.numeric if self._row_order is None else batch.numeric[:, self._row_order]
+        elif self._rows_fn is not None and (batch.numeric is not None or batch.tensor is not None):
+            # the vectorised path: numeric-only rows in feature order, or one tensor's values
+            if batch.numeric is not None:
+                rows = batch.numeric if self._row_order is None else batch.numeric[:, self._row_order]
+            else:
+                rows = batch.tensor
             out = np.asarray(self._rows_fn(rows), dtype=np.float64)
             if self._columns is not None:
                 out = np.where(self._columns >= 0, out[:, np.maximum(self._columns, 0)], 0.0)
@@ -220,8 +223,7 @@ def warmup_batch(validator: RowValidator) -> Batch:
     """One valid row of the spec (`training.rows.typical_row`)."""
     raw = typical_row(validator.spec)
     row = validator.row(raw)
-    numeric = np.array([list(row.values())], dtype=np.float64) if validator.numeric_only else None
-    return Batch([row], numeric)
+    return batch_of([row], validator)
 
 
 def _place(learner: Learner, device: str) -> Learner:

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 
-from service.batch import Batch
+from service.batch import Batch, batch_of
 from service.errors import Kind, ServingError
 from service.numeric_rows import numeric_batch
 from streaming.schemas import FeedbackWire
 from training.rows import RowError, RowProblem, RowValidator
-from training.spec import FeatureKind, FeatureSpec, Value
+from training.spec import FeatureKind, FeatureSpec
 
 #: the name of the single input tensor of an all-numeric model
 TENSOR_INPUT = "features"
@@ -88,13 +88,6 @@ def _check_count(n: int, max_instances: int, what: str) -> None:
         raise ServingError(Kind.TOO_LARGE, f"{what} has {n} rows; at most {max_instances} are accepted")
 
 
-def _with_numeric(rows: list[dict[str, Value]], validator: RowValidator) -> Batch:
-    """The batch, with its float64 array when the spec is numeric-only (rows are then floats)."""
-    if not validator.numeric_only:
-        return Batch(rows)
-    return Batch(rows, np.array([[*r.values()] for r in rows], dtype=np.float64))
-
-
 def batch_from_instances(instances: object, validator: RowValidator, max_instances: int) -> Batch:
     """Validate ``/predict`` ``instances``: ``{"features": {name: value}}`` objects (an
     optional feature may be absent or null) or lists of values in feature order."""
@@ -129,7 +122,7 @@ def batch_from_instances(instances: object, validator: RowValidator, max_instanc
             rows.append(row(values))
         except RowError as e:
             raise refused(e, f"instance {i} ") from None
-    return _with_numeric(rows, validator)
+    return batch_of(rows, validator)
 
 
 # -- Open Inference Protocol inputs --------------------------------------------------------------
@@ -281,7 +274,7 @@ def batch_from_columns(
             rows.append(row(dict(zip(names, values, strict=True))))
         except RowError as e:
             raise refused(e, f"row {i} ") from None
-    return _with_numeric(rows, validator)
+    return batch_of(rows, validator)
 
 
 def _column(t: TensorInput, f: FeatureSpec, max_instances: int) -> list:

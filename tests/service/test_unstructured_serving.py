@@ -52,6 +52,9 @@ def served(tmp_path_factory):
     plane = DataPlane(holder, metrics, KafkaEventLog("", metrics), max_instances=64, admin_token="tok")
     loop = asyncio.new_event_loop()
     yield plane, learners, loop.run_until_complete
+    holder.stop()
+    for _ in range(3):  # let the CNN's batcher see its cancellation before the loop closes
+        loop.run_until_complete(asyncio.sleep(0))
     loop.close()
 
 
@@ -123,3 +126,17 @@ def test_text_on_predict_and_as_oip_bytes_reaches_the_pipeline(served):
     request = decode_infer_request(body.encode(), None)
     result = run(plane.infer_inputs("text", request.inputs, request.missing, transport="http"))
     assert [str(label) for label in result.labels] == [str(y) for y in expected]
+
+
+def test_an_image_batch_carries_its_tensor_as_one_array_for_the_networks_fast_path(served):
+    """The network's `predict_proba_rows` takes the request's array; no per-row dicts on the way."""
+    from service.batch import Batch
+    from service.validation import batch_from_instances
+
+    plane, learners, _ = served
+    champ = plane.champion("image")
+    batch = batch_from_instances([_image(i) for i in range(4)], champ.validator, 64)
+    assert batch.tensor.shape == (4, 16) and batch.numeric is None
+    assert Batch.concat([batch, batch[1:3]]).tensor.shape == (6, 16)
+    expected = learners["image"].predict_proba_rows(batch.tensor)
+    np.testing.assert_allclose(champ.forward(batch, observe=False), expected, atol=1e-12)
