@@ -16,10 +16,11 @@ Rebalance callbacks run on kafka-python's IO loop, so they touch only the traine
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -39,6 +40,35 @@ from streaming.topics import feedback_topic, group_id, predictions_topic
 from streaming.trainer import OffsetGap, Trainer
 
 log = logging.getLogger(__name__)
+
+#: kafka-python's loggers that report a socket torn down under an in-flight request
+_TEARDOWN_LOGGERS = ("kafka.net.transport", "kafka.cluster")
+
+
+class _TeardownNoise(logging.Filter):
+    """While our consumer closes, kafka-python 3 may close a socket its network thread is
+    still reading (a metadata refresh in flight) and log that at ERROR with a traceback
+    ('NoneType' object has no attribute 'recv', 'Metadata refresh: failed Cancelled'): the
+    close is complete and nothing is lost, so such records are kept at DEBUG, not shown
+    to an operator as a failure at every clean shutdown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            log.debug("during close, %s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_client_teardown() -> Iterator[None]:
+    noise = _TeardownNoise()
+    for name in _TEARDOWN_LOGGERS:
+        logging.getLogger(name).addFilter(noise)
+    try:
+        yield
+    finally:
+        for name in _TEARDOWN_LOGGERS:
+            logging.getLogger(name).removeFilter(noise)
 
 _ACTIVE, _STANDBY = b"active", b"standby"
 
@@ -298,7 +328,8 @@ class TrainerLoop:
             closing: list[Exception] = []
             for close in (self.source.close, lambda: self.consumer.close(autocommit=False)):
                 try:
-                    close()
+                    with _quiet_client_teardown():
+                        close()
                 except Exception as e:
                     closing.append(e)
                     if failure is not None:
