@@ -54,6 +54,7 @@ class Runtime:
             max_latency_ms=settings.max_latency_ms,
             drift_window=settings.drift_window,
             drift_every=settings.drift_every,
+            drift_min_interval_s=settings.drift_min_interval_s,
             device=settings.device,
             idle_wait=settings.batch_idle_wait,
             batching=settings.batching,

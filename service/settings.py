@@ -86,6 +86,11 @@ class ServiceSettings(BaseSettings):
     drift_every: int = Field(
         200, ge=1, description="Recompute the PSI gauges every this many served instances per model."
     )
+    drift_min_interval_s: float = Field(
+        1.0, ge=0, description="...but at most once per this many seconds (gauges scraped every few seconds "
+        "need no more; at 30,000 instances/s every 200 was 150 refreshes a second). A refresh held back is "
+        "published within a second by the model watcher; 0: every drift_every instances.",
+    )
     device: str = Field(
         "auto", description="Device for PyTorch learners: auto (CUDA when present), cpu or cuda."
     )
