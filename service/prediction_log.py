@@ -88,6 +88,7 @@ class KafkaEventLog(SpoolDrain):
         prediction_spool_bytes: int = 256 * 1024 * 1024,
         delivery_timeout_s: float = 120.0,
         acks: str | int = "all",
+        compression: str = "none",
         retry_after_s: int = 5,
         producer_factory: Callable[..., object] | None = None,
         max_record_bytes: int = 1_000_000,
@@ -112,6 +113,7 @@ class KafkaEventLog(SpoolDrain):
         self._healthy = False  # the broker took our last send
         self._delivery_timeout_s = delivery_timeout_s
         self._acks = acks
+        self._compression = None if compression == "none" else compression
         self.retry_after_s = retry_after_s
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -355,6 +357,7 @@ class KafkaEventLog(SpoolDrain):
             # the feedback drain's batches of up to 500 records wait one linger each.
             linger_ms=50,
             batch_size=512 * 1024,
+            compression_type=self._compression,
             max_block_ms=2000,
             bootstrap_timeout_ms=2000,
             request_timeout_ms=min(10_000, delivery_ms // 2),

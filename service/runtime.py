@@ -69,6 +69,7 @@ class Runtime:
             prediction_spool_records=settings.prediction_spool_records,
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
+            compression=settings.kafka_compression,
             retry_after_s=settings.retry_after_s,
             max_record_bytes=settings.max_record_bytes,
         )

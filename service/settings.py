@@ -140,6 +140,11 @@ class ServiceSettings(BaseSettings):
         "all", pattern="^(all|-1|0|1)$", description="Producer acks: 'all' (the default, every in-sync "
         "replica has the record before it leaves the spool), '1' or '0'."
     )
+    kafka_compression: str = Field(
+        "none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="Producer compression of the feedback and "
+        "prediction records. 'none' costs the serving process least; 'zstd' shrinks prediction records "
+        "(repeated feature names) several times, for less network and broker work at some CPU here.",
+    )
     max_record_bytes: int = Field(
         1_000_000, ge=1024, le=1_048_000, description="Largest feedback record accepted, encoded as JSON "
         "(larger gets 413); stays below Kafka's default 1 MiB message limit."
