@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.serving import KEY, MODEL, build_registry, predict_bodies  # noqa: E402
+from service.prediction_records import encode_predictions  # noqa: E402
 
 
 class InlineLog:
@@ -39,8 +40,6 @@ class InlineLog:
         self.records = 0
 
     def log_predictions(self, model: str, record: dict, count: int) -> None:
-        from service.prediction_log import encode_predictions
-
         self.records += 1
         if self.encode:
             encode_predictions(record, 1_000_000)
