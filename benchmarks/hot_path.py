@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.serving import KEY, MODEL, build_registry, predict_bodies  # noqa: E402
+from service.prediction_records import encode_predictions  # noqa: E402
 
 
 class InlineLog:
@@ -39,8 +40,6 @@ class InlineLog:
         self.records = 0
 
     def log_predictions(self, model: str, record: dict, count: int) -> None:
-        from service.prediction_log import encode_predictions
-
         self.records += 1
         if self.encode:
             encode_predictions(record, 1_000_000)
@@ -50,13 +49,18 @@ def build_plane(registry_dir: Path, encode: bool):  # noqa: ANN201 - a DataPlane
     from service.dataplane import DataPlane
     from service.metrics_exposition import build_service_metrics
     from service.model_holder import ModelHolder, build_champion
+    from service.settings import ServiceSettings
     from training.registry import Registry
 
     metrics = build_service_metrics()
     registry = Registry(registry_dir, key=KEY)
+    settings = ServiceSettings()
 
-    def build(loaded):  # noqa: ANN001, ANN202
-        return build_champion(loaded, metrics, max_batch_size=64, max_latency_ms=10)
+    def build(loaded):  # noqa: ANN001, ANN202 - as the server builds it (service/runtime.py)
+        return build_champion(loaded, metrics, max_batch_size=settings.max_batch_size,
+                              max_latency_ms=settings.max_latency_ms, drift_window=settings.drift_window,
+                              drift_every=settings.drift_every, drift_min_interval_s=settings.drift_min_interval_s,
+                              batching=settings.batching)
 
     holder = ModelHolder(registry, build, metrics)
     holder.poll_once()

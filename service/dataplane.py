@@ -31,6 +31,7 @@ from service.feedback_rules import (
     check_trust,
     tokens_match,
 )
+from service.feedback_validation import check_feedback
 from service.model_holder import Champion, ModelHolder
 from service.prediction_log import KafkaEventLog, encode_record
 from service.predictions import InferResult, prediction_ids, predictions
@@ -39,7 +40,6 @@ from service.validation import (
     TensorInput,
     batch_from_inputs,
     batch_from_instances,
-    check_feedback,
 )
 from streaming.metrics import ServiceMetrics
 from training.registry import IntegrityError, RegistryError, VersionNotFoundError

@@ -15,6 +15,10 @@ tensor's mean value, NaN for a missing value. Every ``every`` rows, over the win
 ``perennial_feature_reference_missing_ratio{model,feature}`` is set once per champion: the
 missing rate its training data had, so an alert compares the two without knowing either.
 
+The service refreshes at most once a second (``PERENNIAL_DRIFT_MIN_INTERVAL_S``; the model
+holder's watcher publishes a refresh held back): at 30,000 instances/s a refresh every 200 rows
+was 150 a second, 5 % of the serving process, for gauges scraped every 15 s.
+
 Cost: per request, the batch's ``[n, n_features]`` array is copied into the window (one slice
 assignment; other specs than numeric-only encode their rows column by column first). Every
 ``every`` rows only the rows that entered since are put in their buckets (one ``searchsorted``
@@ -30,7 +34,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +105,9 @@ class DriftMonitor:
         reference: the version's drift reference (``VersionInfo.reference``), or None.
         metrics: the service's metrics (`streaming.metrics.ServiceMetrics`).
         window: rows in the sliding window.
-        every: recompute and publish after this many new rows.
+        every: recompute and publish after this many new rows...
+        min_interval_s: ...but at most once per this many seconds (`flush` publishes one held back).
+        clock: seconds, for ``min_interval_s``.
     """
 
     def __init__(
@@ -111,6 +118,8 @@ class DriftMonitor:
         metrics,
         window: int = 2000,
         every: int = 200,
+        min_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         refs = (reference or {}).get("features", {})
         self._model = model
@@ -138,6 +147,9 @@ class DriftMonitor:
         self._since = 0
         self._uncounted = 0  # rows written since the counts were last brought up to date
         self._every = every
+        self._min_interval_s = min_interval_s
+        self._clock = clock
+        self._refreshed = -math.inf  # when the gauges were last refreshed (clock)
         self._lock = threading.Lock()
         # prometheus_client's labels() costs more than set(): each series is resolved once, when
         # first published (a series must not exist, at 0, before any row was served)
@@ -188,10 +200,32 @@ class DriftMonitor:
             self._pos = end % size
             self._uncounted = min(size, self._uncounted + n)
             self._since += n
-            if self._since < self._every:
-                return
-            self._since = 0
-            psi, missing = self._compute()
+            refreshed = self._refresh_if_due()
+        if refreshed is not None:
+            self._publish_all(*refreshed)
+
+    def flush(self) -> None:
+        """Publish a refresh that is due but was held back by ``min_interval_s`` (the model
+        holder's watcher calls this every second, so gauges do not wait for more traffic)."""
+        with self._lock:
+            refreshed = self._refresh_if_due()
+        if refreshed is not None:
+            self._publish_all(*refreshed)
+
+    def _refresh_if_due(self) -> tuple[list[float | None], list[float]] | None:
+        """PSI and missing rates when ``every`` rows came since the last refresh and at least
+        ``min_interval_s`` passed (caller holds the lock); None otherwise."""
+        if self._since < self._every:
+            return None
+        if self._min_interval_s:
+            now = self._clock()
+            if now - self._refreshed < self._min_interval_s:
+                return None
+            self._refreshed = now
+        self._since = 0
+        return self._compute()
+
+    def _publish_all(self, psi: list[float | None], missing: list[float]) -> None:
         self._publish(self._psi_gauge, self._psi_series, self._compared, psi)
         self._publish(self._missing_gauge, self._missing_series, self._columns, missing)
 

@@ -16,7 +16,7 @@ served model (8,000 labels "1" in a second did, in the adversarial pass). So, in
 4. **A per-client rate limit** (`RateLimiter`): a token bucket of records per client address;
    over it, 429 with ``Retry-After``.
 5. **Records that fit**: labels and features checked by the model spec's validator
-   (`service.validation.check_feedback`), at most ``max_record_bytes`` encoded
+   (`service.feedback_validation.check_feedback`), at most ``max_record_bytes`` encoded
    (`check_record_size`; Kafka's 1 MiB).
 
 >>> bearer_token("bearer abc"), bearer_token("Basic abc"), bearer_token(None)
@@ -260,7 +260,7 @@ def check_trust(records: Sequence[dict], trusted: bool, issued: IssuedPrediction
 
 def check_record_size(encoded_size: int, max_record_bytes: int, where: str) -> None:
     """A record must fit below Kafka's message limit; labels and features are the model spec
-    validator's (`service.validation.check_feedback`)."""
+    validator's (`service.feedback_validation.check_feedback`)."""
     if encoded_size > max_record_bytes:
         raise ServingError(
             Kind.TOO_LARGE, f"{where} is {encoded_size} bytes as JSON; at most {max_record_bytes} bytes per record "

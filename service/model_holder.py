@@ -190,6 +190,7 @@ def build_champion(
     max_latency_ms: int,
     drift_window: int = 2000,
     drift_every: int = 200,
+    drift_min_interval_s: float = 0.0,
     device: str = "auto",
     idle_wait: bool = False,
     batching: str = "auto",
@@ -208,6 +209,7 @@ def build_champion(
         raise ValueError(f"{where} knows no classes (learner never trained)")
     drift = DriftMonitor(
         info.model, spec, info.reference, metrics, window=drift_window, every=drift_every,
+        min_interval_s=drift_min_interval_s,
     )
     champ = Champion(info.model, info, learner, spec, metrics, drift)
     warm = champ.forward(warmup_batch(champ.validator), observe=False)
@@ -377,6 +379,11 @@ class ModelHolder:
                 self.poll_once()
             except Exception:  # keep watching whatever happens; the old champions keep serving
                 log.exception("registry watch failed; retrying in %.1fs", self._interval)
+            for champ in list(self._champions.values()):
+                try:  # drift gauges held back by their minimum interval, when traffic stopped
+                    champ.drift.flush()
+                except Exception:
+                    log.exception("drift refresh of %s failed", champ.model)
 
     def stop(self) -> None:
         self._stop.set()

@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+from array import array
 from itertools import chain
 from operator import itemgetter
 
@@ -76,8 +77,8 @@ def numeric_batch(instances: list, validator: RowValidator) -> Batch | None:
     kinds = set(map(type, flat))
     if not _NUMBER_TYPES.issuperset(kinds):
         return None
-    try:
-        values = np.array(flat, dtype=np.float64).reshape(n, width)
+    try:  # array.array converts in C faster than np.array does from a list (measured)
+        values = np.frombuffer(array("d", flat), dtype=np.float64).reshape(n, width)
     except OverflowError:  # an integer beyond float range: the validator says which
         return None
     if not np.isfinite(values).all():

@@ -41,13 +41,19 @@ from pathlib import Path
 from service.errors import Kind, ServingError
 from service.prediction_records import coalesce, encode_predictions, prediction_count
 from service.spool import Spool, SpoolFull, claim_slots
+from service.spool_drain import (
+    FEEDBACK,
+    PREDICTIONS,
+    RECONNECT_S,
+    SpoolDrain,
+    permanent,
+    spool_entry,
+)
 from streaming.metrics import ServiceMetrics
-from streaming.topics import feedback_topic, key, predictions_topic
+from streaming.topics import key, predictions_topic
 
 log = logging.getLogger(__name__)
 
-_RECONNECT_S = 2.0
-_DRAIN_BATCH = 500
 #: most queued records the prediction thread takes at once (to merge; `service.prediction_records`)
 _TAKE_RECORDS = 1024
 #: after a record arrives, the prediction thread waits this long for others to merge with it:
@@ -55,7 +61,6 @@ _TAKE_RECORDS = 1024
 #: request; gathered for 10 ms, one per ten. Nothing waits on a prediction record.
 GATHER_S = 0.01
 __all__ = ["KafkaEventLog", "encode_predictions", "encode_record", "prediction_count"]
-FEEDBACK, PREDICTIONS = "feedback", "predictions"
 
 
 def encode_record(record: dict) -> bytes:
@@ -63,16 +68,7 @@ def encode_record(record: dict) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
 
-def _payload(model: str, value: bytes) -> bytes:
-    return model.encode("utf-8") + b"\x00" + value
-
-
-def _unpayload(payload: bytes) -> tuple[str, bytes]:
-    model, _, value = payload.partition(b"\x00")
-    return model.decode("utf-8"), value
-
-
-class KafkaEventLog:
+class KafkaEventLog(SpoolDrain):
     """Durable feedback spool + prediction queue, drained to Kafka by two threads.
 
     ``bootstrap_servers=""`` disables Kafka entirely (feedback then answers 503).
@@ -92,6 +88,7 @@ class KafkaEventLog:
         prediction_spool_bytes: int = 256 * 1024 * 1024,
         delivery_timeout_s: float = 120.0,
         acks: str | int = "all",
+        compression: str = "none",
         retry_after_s: int = 5,
         producer_factory: Callable[..., object] | None = None,
         max_record_bytes: int = 1_000_000,
@@ -116,6 +113,7 @@ class KafkaEventLog:
         self._healthy = False  # the broker took our last send
         self._delivery_timeout_s = delivery_timeout_s
         self._acks = acks
+        self._compression = None if compression == "none" else compression
         self.retry_after_s = retry_after_s
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -174,7 +172,7 @@ class KafkaEventLog:
                 Kind.UNAVAILABLE, "feedback is disabled: no Kafka bootstrap servers configured "
                 "(set --bootstrap-servers or PERENNIAL_BOOTSTRAP_SERVERS)"
             )
-        payloads = [_payload(model, encode_record(r)) for r in records]
+        payloads = [spool_entry(model, encode_record(r)) for r in records]
         try:
             self.feedback.append(payloads)
         except SpoolFull as e:
@@ -273,7 +271,7 @@ class KafkaEventLog:
             self._ensure_topic(topic)
             future = producer.send(topic, key=key(model), value=value)
         except Exception as e:
-            if _permanent(e):
+            if permanent(e):
                 log.warning("prediction record for %s refused by the producer: %s", model, e)
                 self._metrics.prediction_log_dropped.labels(model=model).inc(count)
                 return
@@ -285,7 +283,7 @@ class KafkaEventLog:
 
     def _prediction_failed(self, model: str, value: bytes, count: int, error: Exception) -> None:
         """Errback of a direct prediction send (kafka-python appends the exception last)."""
-        if _permanent(error):
+        if permanent(error):
             log.warning("Kafka refused a prediction record for %s: %s", model, error)
             self._metrics.prediction_log_dropped.labels(model=model).inc(count)
             return
@@ -304,7 +302,7 @@ class KafkaEventLog:
 
     def _spool_prediction(self, model: str, value: bytes, count: int = 1) -> None:
         try:
-            self.predictions.append([_payload(model, value)])
+            self.predictions.append([spool_entry(model, value)])
         except (SpoolFull, OSError, ValueError):  # ValueError: spool closed at shutdown
             self._metrics.prediction_log_dropped.labels(model=model).inc(count)
             return
@@ -325,103 +323,6 @@ class KafkaEventLog:
         self.sent += 1
         self._healthy = True
 
-    # -- drain thread: spools → Kafka, oldest first ----------------------------------------
-
-    def _drain_loop(self) -> None:
-        while not self._closing.is_set():
-            spools = [(FEEDBACK, s) for s in (*self._orphans[FEEDBACK], self.feedback)]
-            spools += [(PREDICTIONS, s) for s in (*self._orphans[PREDICTIONS], self.predictions)]
-            pending = [(kind, s) for kind, s in spools if s.pending]
-            producer = self._connect()
-            if not pending:
-                self._release_drained_orphans()
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            if producer is None:
-                self._closing.wait(_RECONNECT_S)
-                continue
-            kind, spool = pending[0]
-            if not self._drain_batch(producer, kind, spool):
-                self._closing.wait(_RECONNECT_S)
-
-    def _drain_batch(self, producer, kind: str, spool: Spool) -> bool:
-        """Send the oldest records of ``spool``; forget the acknowledged prefix. False on failure."""
-        batch = spool.peek(_DRAIN_BATCH)
-        sent: list[tuple[int, str, object]] = []
-        error: Exception | None = None
-        for offset, payload in batch:
-            model, value = _unpayload(payload)
-            topic = feedback_topic(model) if kind == FEEDBACK else predictions_topic(model)
-            try:
-                self._ensure_topic(topic)
-                sent.append((offset, model, producer.send(topic, key=key(model), value=value)))
-            except Exception as e:
-                if _permanent(e) and not sent:
-                    self._set_aside(kind, spool, offset, model, payload, e)
-                    return True
-                error = e
-                break
-        acked: int | None = None  # offset after the last acknowledged record
-        by_model: dict[str, int] = {}
-        for offset, model, future in sent:
-            try:
-                self._wait(future)
-            except Exception as e:
-                if _permanent(e) and acked is None:
-                    self._set_aside(kind, spool, offset, model, batch[0][1], e)
-                    return True
-                error = e
-                break
-            acked = offset
-            by_model[model] = by_model.get(model, 0) + 1
-        if acked is not None:
-            spool.commit(acked)  # one durable head update per batch
-            self.sent += sum(by_model.values())
-            if kind == FEEDBACK:
-                for model, n in by_model.items():
-                    self._metrics.feedback_delivered.labels(model=model).inc(n)
-        self._set_gauges()
-        if error is not None:
-            self._broker_failed(error)
-            return False
-        self._healthy = True
-        if self._outage_logged:
-            log.info("Kafka at %s answers again; draining the spool", self.bootstrap_servers)
-            self._outage_logged = False
-        return True
-
-    def _wait(self, future) -> None:
-        deadline = time.monotonic() + self._delivery_timeout_s + 10
-        while not future.is_done:
-            if self._closing.is_set():
-                raise TimeoutError("shutting down before Kafka acknowledged the record")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no acknowledgement within {self._delivery_timeout_s:g}s")
-            time.sleep(0.01)
-        if future.failed():
-            raise future.exception
-
-    def _set_aside(self, kind: str, spool: Spool, offset: int, model: str, payload: bytes, error: Exception) -> None:
-        """A record Kafka will never take (e.g. over the broker's size limit) must not block the ones
-        behind it: it is appended to ``undeliverable.log`` beside the spool, logged and counted."""
-        path = spool.directory / "undeliverable.log"
-        with open(path, "ab") as f:
-            f.write(payload.replace(b"\x00", b"\t", 1) + b"\n")
-        spool.commit(offset)
-        log.error("Kafka refused a %s record for %s permanently (%s); kept in %s", kind, model, error, path)
-        if kind == FEEDBACK:
-            self._metrics.feedback_undeliverable.labels(model=model).inc()
-        else:
-            self._metrics.prediction_log_dropped.labels(model=model).inc(prediction_count(_unpayload(payload)[1]))
-        self._set_gauges()
-
-    def _release_drained_orphans(self) -> None:
-        for kind in (FEEDBACK, PREDICTIONS):
-            for spool in [s for s in self._orphans[kind] if not s.pending]:
-                spool.close()
-                self._orphans[kind].remove(spool)
-
     # -- the producer ---------------------------------------------------------------------
 
     def _connect(self):
@@ -432,7 +333,7 @@ class KafkaEventLog:
                 self._producer = self._new_producer()
                 self._healthy = True
             except Exception as e:
-                self._next_connect = time.monotonic() + _RECONNECT_S
+                self._next_connect = time.monotonic() + RECONNECT_S
                 if not self._outage_logged:
                     log.warning("Kafka at %s unavailable (%s); feedback and predictions are kept in the spool %s "
                                 "until it answers", self.bootstrap_servers, e, self.spool_dir)
@@ -456,6 +357,7 @@ class KafkaEventLog:
             # the feedback drain's batches of up to 500 records wait one linger each.
             linger_ms=50,
             batch_size=512 * 1024,
+            compression_type=self._compression,
             max_block_ms=2000,
             bootstrap_timeout_ms=2000,
             request_timeout_ms=min(10_000, delivery_ms // 2),
@@ -491,10 +393,3 @@ class KafkaEventLog:
             spools = (own, *self._orphans[kind])
             self._metrics.spool_records.labels(log=kind).set(sum(s.pending for s in spools))
             self._metrics.spool_bytes.labels(log=kind).set(sum(s.pending_bytes for s in spools))
-
-
-def _permanent(error: BaseException) -> bool:
-    """Errors that no retry fixes: the record itself is unacceptable to Kafka."""
-    from kafka.errors import InvalidTopicError, MessageSizeTooLargeError
-
-    return isinstance(error, MessageSizeTooLargeError | InvalidTopicError | TypeError)

@@ -54,6 +54,7 @@ class Runtime:
             max_latency_ms=settings.max_latency_ms,
             drift_window=settings.drift_window,
             drift_every=settings.drift_every,
+            drift_min_interval_s=settings.drift_min_interval_s,
             device=settings.device,
             idle_wait=settings.batch_idle_wait,
             batching=settings.batching,
@@ -68,6 +69,7 @@ class Runtime:
             prediction_spool_records=settings.prediction_spool_records,
             delivery_timeout_s=settings.kafka_delivery_timeout_s,
             acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
+            compression=settings.kafka_compression,
             retry_after_s=settings.retry_after_s,
             max_record_bytes=settings.max_record_bytes,
         )

@@ -211,3 +211,24 @@ def test_counts_kept_up_to_date_give_what_the_window_recomputed_gives(table, win
         assert mon.snapshot() == pytest.approx(expected_psi, rel=1e-9, abs=1e-12), step
         missing = {f: sum(r[f] is None for r in served) / len(served) for f in ("age", "city", "vip")}
         assert mon.missing_ratios() == pytest.approx(missing, rel=0, abs=1e-15), step
+
+
+def test_refreshes_are_at_most_one_per_interval_and_flush_publishes_one_held_back(table):
+    spec, reference, validator = table
+    registry = CollectorRegistry()
+    now = [100.0]
+    mon = DriftMonitor(MODEL, spec, reference, ServiceMetrics(registry), window=500, every=100,
+                       min_interval_s=1.0, clock=lambda: now[0])
+    serve(mon, validator, training_rows(100, seed=12), batch=100)  # the first refresh is at once
+    first = gauge(registry, "perennial_feature_drift_psi", "city")
+    assert first is not None
+    lima = [{**r, "city": "Lima"} for r in training_rows(400, seed=13)]
+    serve(mon, validator, lima, batch=100)  # 400 more rows within the same second: held back
+    assert gauge(registry, "perennial_feature_drift_psi", "city") == first
+    mon.flush()  # still within the interval
+    assert gauge(registry, "perennial_feature_drift_psi", "city") == first
+    now[0] += 1.0
+    mon.flush()  # what the model holder's watcher does every second
+    window = [validator.row(r) for r in training_rows(100, seed=12) + lima]
+    assert gauge(registry, "perennial_feature_drift_psi", "city") == pytest.approx(
+        psi(reference["features"]["city"], [r["city"] for r in window]))

@@ -154,3 +154,17 @@ def test_records_queued_together_reach_kafka_as_one_record_the_trainer_reads(tmp
     batch = decode_prediction(sent[0], ModelSchema("m", feature_names=("x",)))
     assert [p.prediction_id for p in batch.predictions] == [f"{i}-{j}" for i in range(5) for j in range(2)]
     assert [p.label for p in batch.predictions] == [0.5] * 10
+
+
+def test_the_producer_gathers_records_and_compresses_as_configured(tmp_path, monkeypatch):
+    import kafka
+
+    made = {}
+    monkeypatch.setattr(kafka, "KafkaProducer", lambda **kw: made.update(kw) or _OneFutureProducer())
+    for compression, expected in (("none", None), ("zstd", "zstd")):
+        log = KafkaEventLog("127.0.0.1:1", build_service_metrics(), spool_dir=tmp_path / compression,
+                            compression=compression)
+        log._connect()
+        assert made["compression_type"] == expected
+        assert made["linger_ms"] == 50 and made["batch_size"] == 512 * 1024  # fewer, larger produce requests
+        log.close(timeout_s=1)

@@ -254,7 +254,7 @@ def test_feedback_rows_and_labels_are_checked_against_the_spec(run, plane: DataP
 
 
 def test_feedback_records_carry_the_validated_row(data):
-    from service.validation import check_feedback
+    from service.feedback_validation import check_feedback
 
     spec = data[3]
     records = check_feedback([{"model": MODEL, "features": {"city": "Lima", "income": 12, "vip": False},

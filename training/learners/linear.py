@@ -171,9 +171,10 @@ class LinearLearner(PickleSnapshot, Learner):
             d = z @ plan.weights + plan.bias
             e = np.exp(-np.abs(d))
             q = e / (1.0 + e)
+            r = 1.0 - q
             positive = d >= 0.0
-            out[:, plan.order[0]] = np.where(positive, q, 1.0 - q)
-            out[:, plan.order[1]] = np.where(positive, 1.0 - q, q)
+            out[:, plan.order[0]] = np.where(positive, q, r)
+            out[:, plan.order[1]] = np.where(positive, r, q)
             return out
         scores = z @ plan.weights.T + plan.bias
         exps = np.exp(scores - scores.max(axis=1, keepdims=True))
